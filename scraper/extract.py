@@ -1,0 +1,156 @@
+"""A fetched page + its page spec -> records and follow requests.
+
+The regex policy, for a page kind's ``pattern`` (one record per match):
+
+- named groups ``(?P<title>...)``: each named group is a field of that name;
+  unnamed groups are then only for grouping and are not fields;
+- no named groups, with ``fields: [a, b, ...]``: the groups, in order, are the
+  fields named by the list (the count must match the number of groups);
+- no groups at all: the whole match is one field, called ``match`` unless
+  ``fields:`` gives it one name.
+
+A group that did not take part in the match gives ``None``. Every value is then
+stripped of surrounding whitespace (unless its ``clean:`` starts with ``raw``),
+``format:`` fields are built from those values (``None`` when none of the
+groups they use matched), and ``clean:`` processors run
+on every field in turn. A processor can drop the record (``required``, or a
+value that ``int``/``float`` cannot read); dropped records are counted by
+``field: reason``. Fields whose names start with ``_`` are helpers: they can be
+used by ``format:`` but are not written. Constant fields, the page URL
+(``url_field``) and fields carried from the linking page are added last.
+
+Follow rules are applied to the same page: each match gives a link, made
+absolute against the page (see ``Page.urljoin``), sent to the rule's page kind.
+
+Every regex runs under the spider's ``extract_timeout`` for the whole page:
+a pattern that backtracks without end raises ``ExtractTimeout`` instead of
+stalling the crawl.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import regex
+
+from scraper.fields import DropRecord
+from scraper.models import Page, Record, Request
+from scraper.spec import PageSpec, SpiderSpec
+
+
+class ExtractTimeout(Exception):
+    """A page's patterns ran past the spider's ``extract_timeout``."""
+
+
+@dataclass
+class Extraction:
+    """What one page gave: records to write, requests to follow, records dropped by reason."""
+
+    records: list[Record] = field(default_factory=list)
+    requests: list[Request] = field(default_factory=list)
+    dropped: Counter[str] = field(default_factory=Counter)
+
+
+def extract(page: Page, spec: PageSpec, spider: SpiderSpec, callback: Any = None) -> Extraction:
+    """Run ``spec``'s pattern and follow rules on ``page`` (then ``callback``, if given).
+
+    ``callback`` is the resolved user function of the page kind: it receives the
+    page, with ``page.records`` holding what the pattern extracted, and what it
+    yields (dicts and ``Request``s) replaces those records.
+    """
+    deadline = time.monotonic() + spider.settings.extract_timeout
+    result = Extraction()
+    if spec.pattern is not None:
+        for match in _finditer(spec.pattern, page.text, deadline):
+            try:
+                record = _record(match, spec, page)
+            except DropRecord as drop:
+                result.dropped[drop.reason] += 1
+                continue
+            result.records.append(record)
+    for rule in spec.follow:
+        for match in _finditer(rule.pattern, page.text, deadline):
+            href = match.group(rule.url_group)
+            if not href:
+                continue
+            carry = dict(page.request.carry)
+            carry.update({name: _clean_text(match.group(name)) for name in rule.carry})
+            result.requests.append(
+                Request(page.urljoin(href), rule.to, page.request.depth + 1, carry)
+            )
+    if callback is not None:
+        produced = callback(replace(page, records=tuple(result.records)))
+        result.records = []
+        for item in produced or ():
+            if isinstance(item, Request):
+                result.requests.append(item)
+            elif isinstance(item, dict):
+                result.records.append(item)
+            else:
+                raise TypeError(
+                    f"callback {spec.callback} yielded {type(item).__name__}; "
+                    "yield dicts (records) or scraper.Request objects"
+                )
+    _finish(result.records, page, spider)
+    return result
+
+
+def _finditer(pattern: regex.Pattern[str], text: str, deadline: float) -> Iterator[Any]:
+    remaining = deadline - time.monotonic()
+    if remaining <= 0:
+        raise ExtractTimeout(pattern.pattern)
+    try:
+        yield from pattern.finditer(text, timeout=remaining)
+    except TimeoutError:
+        raise ExtractTimeout(pattern.pattern) from None
+
+
+def _clean_text(value: str | None) -> str | None:
+    return value.strip() if value is not None else None
+
+
+def _record(match: Any, spec: PageSpec, page: Page) -> Record:
+    raw = spec.raw_fields
+    values: dict[str, Any] = {}
+    for name, group in zip(spec.fields, spec.group_index, strict=True):
+        value = match.group(group)
+        values[name] = value if name in raw or value is None else value.strip()
+    for name, (template, used) in spec.formats.items():
+        if all(values[n] is None for n in used):
+            values[name] = None
+        else:
+            values[name] = template.format_map(_Blank(values))
+    for name, processors in spec.clean.items():
+        value = values.get(name)
+        for processor in processors:
+            try:
+                value = processor(value, page)
+            except DropRecord as drop:
+                raise DropRecord(f"{name}: {drop.reason}") from None
+        values[name] = value
+    return {name: value for name, value in values.items() if not name.startswith("_")}
+
+
+def _finish(records: list[Record], page: Page, spider: SpiderSpec) -> None:
+    carry = page.request.carry
+    if not (carry or spider.constants or spider.url_field):
+        return
+    for index, record in enumerate(records):
+        merged = dict(carry)
+        merged.update(record)
+        merged.update(spider.constants)
+        if spider.url_field:
+            merged[spider.url_field] = page.url
+        records[index] = merged
+
+
+class _Blank(dict[str, Any]):
+    """Format values where a group that did not match reads as an empty string."""
+
+    def __getitem__(self, key: str) -> Any:
+        value = super().__getitem__(key)
+        return "" if value is None else value

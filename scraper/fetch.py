@@ -1,0 +1,247 @@
+"""The one place that talks HTTP: client, redirects, retries, size cap, charset.
+
+``Fetcher`` is given its ``httpx.AsyncClient`` (``make_client`` builds the
+default one, over aiohttp's transport, which spends far less CPU per request
+than httpx's own pool); tests and cassettes swap the transport, nothing else.
+
+A fetch either returns a decoded ``Page`` or raises ``FetchError`` with a short
+reason (``timeout``, ``http 404``, ``too large``, ...) that the crawl counts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import codecs
+import random
+import re
+from collections.abc import Callable
+from email.utils import parsedate_to_datetime
+from urllib.parse import urljoin, urlsplit
+
+import httpx
+
+from scraper.errors import FetchError
+from scraper.models import Page, Request
+from scraper.spec import CrawlSettings
+
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+TEXT_TYPES = ("text/", "application/xhtml", "application/xml", "application/json", "+xml")
+MAX_BACKOFF = 30.0
+
+_META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]+)""", re.I)
+# Browsers read these labels as a wider encoding (WHATWG Encoding Standard); so do we.
+_WIDER = {"gb2312": "gb18030", "gbk": "gb18030", "iso8859-1": "cp1252"}
+
+
+class NotInCassette(httpx.TransportError):
+    """A request that the cassette being replayed does not hold."""
+
+
+def make_client(
+    settings: CrawlSettings, transport: httpx.AsyncBaseTransport | None = None
+) -> httpx.AsyncClient:
+    """An ``AsyncClient`` for ``settings``; ``transport`` defaults to aiohttp's."""
+    if transport is None:
+        from httpx_aiohttp import AiohttpTransport
+
+        transport = AiohttpTransport(limits=httpx.Limits(max_connections=settings.concurrency))
+    return httpx.AsyncClient(
+        transport=transport,
+        headers=dict(settings.headers),
+        timeout=httpx.Timeout(settings.timeout),
+        follow_redirects=False,
+    )
+
+
+class Fetcher:
+    """Fetches one ``Request`` into a ``Page``, following redirects and retrying."""
+
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        settings: CrawlSettings,
+        allow_url: Callable[[str], bool] = lambda url: True,
+    ) -> None:
+        self.client = client
+        self.settings = settings
+        self.allow_url = allow_url
+
+    async def fetch(self, request: Request) -> Page:
+        """Fetch ``request``, retrying transient failures; raise ``FetchError`` if it fails."""
+        attempt = 0
+        while True:
+            try:
+                async with asyncio.timeout(self.settings.timeout):
+                    return await self._follow_redirects(request)
+            except TimeoutError:
+                failure = _Retryable("timeout", f"no complete answer in {self.settings.timeout}s")
+            except _Retryable as retryable:
+                failure = retryable
+            if attempt >= self.settings.retries:
+                raise FetchError(failure.reason, failure.detail)
+            await asyncio.sleep(_backoff(attempt, failure.retry_after))
+            attempt += 1
+
+    async def _follow_redirects(self, request: Request) -> Page:
+        url = request.url
+        seen = {url}
+        for _ in range(self.settings.max_redirects + 1):
+            response = await self._send(url)
+            try:
+                if response.status_code in REDIRECT_STATUSES and "location" in response.headers:
+                    url = self._redirect_target(url, response.headers["location"], seen)
+                    continue
+                return await self._read(request, url, response)
+            finally:
+                await response.aclose()
+        raise FetchError(
+            "too many redirects", f"more than {self.settings.max_redirects} from {request.url}"
+        )
+
+    def _redirect_target(self, url: str, location: str, seen: set[str]) -> str:
+        target = urljoin(url, location.strip())
+        if urlsplit(target).scheme not in ("http", "https"):
+            raise FetchError("redirect not http", f"{url} redirects to {target}")
+        if target in seen:
+            raise FetchError("redirect loop", f"{url} redirects back to {target}")
+        if not self.allow_url(target):
+            raise FetchError("redirect offsite", f"{url} redirects to {target}")
+        seen.add(target)
+        return target
+
+    async def _send(self, url: str) -> httpx.Response:
+        try:
+            return await self.client.send(self.client.build_request("GET", url), stream=True)
+        except NotInCassette as exc:
+            raise FetchError("not in cassette", str(exc)) from None
+        except httpx.TimeoutException as exc:
+            raise _Retryable("timeout", _detail(exc)) from None
+        except httpx.UnsupportedProtocol as exc:
+            raise FetchError("bad url", _detail(exc)) from None
+        except (httpx.ConnectError, httpx.ProxyError) as exc:
+            raise _Retryable("connect error", _detail(exc)) from None
+        except httpx.HTTPError as exc:
+            raise _Retryable("connection error", _detail(exc)) from None
+
+    async def _read(self, request: Request, url: str, response: httpx.Response) -> Page:
+        status = response.status_code
+        if status >= 400:
+            reason = f"http {status}"
+            if status in RETRY_STATUSES:
+                retry_after = _retry_after(response.headers.get("retry-after"))
+                raise _Retryable(reason, f"{url} answered {status}", retry_after)
+            raise FetchError(reason, f"{url} answered {status}")
+        content_type = response.headers.get("content-type", "")
+        if content_type and not any(kind in content_type.lower() for kind in TEXT_TYPES):
+            raise FetchError("not text", f"{url} is {content_type}")
+        limit = self.settings.max_bytes
+        declared = response.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > limit:
+            raise FetchError("too large", f"{url} declares {declared} bytes (max_bytes: {limit})")
+        chunks: list[bytes] = []
+        size = 0
+        try:
+            async for chunk in response.aiter_bytes():
+                size += len(chunk)
+                if size > limit:
+                    raise FetchError("too large", f"{url} is over max_bytes ({limit} bytes)")
+                chunks.append(chunk)
+        except httpx.DecodingError as exc:
+            raise FetchError("bad encoding", f"{url}: {_detail(exc)}") from None
+        except httpx.TimeoutException as exc:
+            raise _Retryable("timeout", f"{url}: {_detail(exc)}") from None
+        except httpx.HTTPError as exc:
+            raise _Retryable("broken body", f"{url}: {_detail(exc)}") from None
+        content = b"".join(chunks)
+        text, encoding = decode(content, response.charset_encoding)
+        return Page(
+            url=url,
+            status=status,
+            headers=response.headers,
+            content=content,
+            text=text,
+            encoding=encoding,
+            request=request,
+        )
+
+
+def decode(content: bytes, declared: str | None) -> tuple[str, str]:
+    """Decode a page: the declared charset (header, else ``<meta>``) if it fits, else detect.
+
+    Returns the text and the name of the encoding used. A declared charset that
+    does not decode the bytes (GBK under a utf-8 label, say) is not trusted.
+    """
+    for bom, name in (
+        (codecs.BOM_UTF8, "utf-8-sig"),
+        (codecs.BOM_UTF16_LE, "utf-16"),
+        (codecs.BOM_UTF16_BE, "utf-16"),
+    ):
+        if content.startswith(bom):
+            return content.decode(name, errors="replace"), name
+    candidates = []
+    label = declared or _meta_charset(content)
+    if label:
+        candidates.append(_codec_name(label))
+    candidates.append("utf-8")
+    for name in dict.fromkeys(c for c in candidates if c):
+        try:
+            return content.decode(name), name
+        except (UnicodeDecodeError, LookupError):
+            continue
+    from charset_normalizer import from_bytes
+
+    best = from_bytes(content[:200_000]).best()
+    detected = _codec_name(best.encoding) if best else None
+    name = detected or candidates[0] or "utf-8"
+    return content.decode(name, errors="replace"), name
+
+
+def _meta_charset(content: bytes) -> str | None:
+    found = _META_CHARSET.search(content, 0, 8192)
+    return found.group(1).decode("ascii") if found else None
+
+
+def _codec_name(label: str) -> str | None:
+    try:
+        name = codecs.lookup(label.strip().strip("\"'")).name
+    except LookupError:
+        return None
+    return _WIDER.get(name, name)
+
+
+class _Retryable(Exception):
+    """A failure worth another attempt (after ``retry_after`` seconds when the server said)."""
+
+    def __init__(self, reason: str, detail: str, retry_after: float | None = None) -> None:
+        self.reason = reason
+        self.detail = detail
+        self.retry_after = retry_after
+
+
+def _backoff(attempt: int, retry_after: float | None) -> float:
+    if retry_after is not None:
+        return min(retry_after, MAX_BACKOFF)
+    base = min(0.5 * 2**attempt, MAX_BACKOFF)
+    return base / 2 + random.uniform(0, base / 2)
+
+
+def _retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    from datetime import datetime, timezone
+
+    return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
+
+
+def _detail(exc: Exception) -> str:
+    text = str(exc) or type(exc).__name__
+    request = getattr(exc, "_request", None)
+    return f"{request.url}: {text}" if request is not None else text

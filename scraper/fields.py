@@ -1,0 +1,120 @@
+"""Field processors: what ``clean:`` in a spider can do to a captured value.
+
+Each processor is built once, when the spec loads, by a factory in ``PROCESSORS``
+(name -> factory taking the YAML argument). A built processor is called as
+``processor(value, page)`` and returns the new value. ``None`` (a group that did
+not take part in the match) passes through every processor except ``default``
+and ``required``.
+
+Every field is stripped of surrounding whitespace before its processors run,
+unless its list starts with ``raw``.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Callable
+from typing import Any
+
+import regex
+from w3lib.html import remove_comments, remove_tags, remove_tags_with_content
+
+from scraper.models import Page
+
+Processor = Callable[[Any, Page], Any]
+
+
+class DropRecord(Exception):
+    """Raised by a processor when the record must not be written; ``reason`` is counted."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(reason)
+
+
+class ProcessorArgumentError(ValueError):
+    """A processor was given an argument it cannot use; the spec loader adds the location."""
+
+
+def _strip(value: Any, page: Page) -> Any:
+    return value.strip() if isinstance(value, str) else value
+
+
+def _unescape(value: Any, page: Page) -> Any:
+    return html.unescape(value) if isinstance(value, str) else value
+
+
+def _text(value: Any, page: Page) -> Any:
+    if not isinstance(value, str):
+        return value
+    value = remove_comments(remove_tags_with_content(value, which_ones=("script", "style")))
+    return " ".join(html.unescape(remove_tags(value)).split())
+
+
+def _number(kind: type[int] | type[float]) -> Processor:
+    def convert(value: Any, page: Page) -> Any:
+        if not isinstance(value, str):
+            return value
+        cleaned = value.strip().replace(",", "").replace("_", "")
+        try:
+            return kind(cleaned)
+        except ValueError:
+            raise DropRecord(f"not {kind.__name__}") from None
+
+    return convert
+
+
+def _urljoin(value: Any, page: Page) -> Any:
+    return page.urljoin(value) if isinstance(value, str) else value
+
+
+def _no_argument(processor: Processor) -> Callable[[Any], Processor]:
+    def factory(argument: Any) -> Processor:
+        if argument is not None:
+            raise ProcessorArgumentError("takes no argument; write it as a plain name")
+        return processor
+
+    return factory
+
+
+def _sub(argument: Any) -> Processor:
+    if (
+        not isinstance(argument, list)
+        or len(argument) != 2
+        or not all(isinstance(part, str) for part in argument)
+    ):
+        raise ProcessorArgumentError("needs [pattern, replacement], two strings")
+    pattern = regex.compile(argument[0], regex.VERSION0)
+    replacement = argument[1]
+
+    def sub(value: Any, page: Page) -> Any:
+        return pattern.sub(replacement, value) if isinstance(value, str) else value
+
+    return sub
+
+
+def _default(argument: Any) -> Processor:
+    def default(value: Any, page: Page) -> Any:
+        return argument if value is None or value == "" else value
+
+    return default
+
+
+def _required(value: Any, page: Page) -> Any:
+    if value is None or value == "":
+        raise DropRecord("missing")
+    return value
+
+
+PROCESSORS: dict[str, Callable[[Any], Processor]] = {
+    "strip": _no_argument(_strip),
+    "unescape": _no_argument(_unescape),
+    "text": _no_argument(_text),
+    "int": _no_argument(_number(int)),
+    "float": _no_argument(_number(float)),
+    "urljoin": _no_argument(_urljoin),
+    "required": _no_argument(_required),
+    "sub": _sub,
+    "default": _default,
+}
+"""Processor name -> factory; ``raw`` is handled by the spec loader, not listed here."""

@@ -1,0 +1,68 @@
+"""What a crawl counts, and the summary printed at its end."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+
+@dataclass
+class CrawlStats:
+    """Counters of one crawl; ``summary()`` is what ``scraper run`` prints on stderr."""
+
+    pages: int = 0
+    records: int = 0
+    failed: Counter[str] = field(default_factory=Counter)
+    dropped: Counter[str] = field(default_factory=Counter)
+    skipped: Counter[str] = field(default_factory=Counter)
+    empty_pages: Counter[str] = field(default_factory=Counter)
+    started: float = field(default_factory=time.monotonic)
+    finished: float | None = None
+
+    @property
+    def elapsed(self) -> float:
+        """Seconds since the crawl started (until it finished, once it has)."""
+        return (self.finished or time.monotonic()) - self.started
+
+    @property
+    def pages_per_second(self) -> float:
+        """Pages fetched (failed ones included) per second of the crawl."""
+        done = self.pages + self.failures
+        return done / self.elapsed if self.elapsed > 0 else 0.0
+
+    @property
+    def failures(self) -> int:
+        """Pages that could not be fetched or extracted."""
+        return sum(self.failed.values())
+
+    def progress_line(self) -> str:
+        """One short line for the live progress display."""
+        return (
+            f"{self.pages} pages, {self.records} records, {self.failures} failed, "
+            f"{self.pages_per_second:.0f} pages/s, {self.elapsed:.0f}s"
+        )
+
+    def summary(self) -> str:
+        """The end-of-run report, one fact a line."""
+        lines = [
+            f"pages fetched:   {self.pages}",
+            f"pages failed:    {self.failures}{_by_reason(self.failed)}",
+            f"records written: {self.records}",
+            f"records dropped: {sum(self.dropped.values())}{_by_reason(self.dropped)}",
+        ]
+        if self.skipped:
+            lines.append(f"links skipped:   {sum(self.skipped.values())}{_by_reason(self.skipped)}")
+        if self.empty_pages:
+            lines.append(
+                f"pages with no match: {sum(self.empty_pages.values())}"
+                f"{_by_reason(self.empty_pages)} (has the markup changed?)"
+            )
+        lines.append(f"elapsed:         {self.elapsed:.2f}s ({self.pages_per_second:.1f} pages/s)")
+        return "\n".join(lines)
+
+
+def _by_reason(counts: Counter[str]) -> str:
+    if not counts:
+        return ""
+    return " (" + ", ".join(f"{reason}: {n}" for reason, n in counts.most_common()) + ")"

@@ -27,8 +27,14 @@ def default_cassette(spider_file: Path, spider_name: str) -> Path:
 
 
 @contextmanager
-def cassette_transport(path: Path, *, record: bool) -> Iterator[httpx.AsyncBaseTransport]:
-    """A transport that records into ``path`` (``record=True``) or replays it."""
+def cassette_transport(
+    path: Path, *, record: bool, inner: httpx.AsyncBaseTransport | None = None
+) -> Iterator[httpx.AsyncBaseTransport]:
+    """A transport that records into ``path`` (``record=True``) or replays it.
+
+    ``inner`` is the transport that really sends while recording (default:
+    ``httpx.AsyncHTTPTransport``); it must be one that vcrpy patches.
+    """
     import vcr
     from vcr.errors import CannotOverwriteExistingCassetteException
 
@@ -48,7 +54,7 @@ def cassette_transport(path: Path, *, record: bool) -> Iterator[httpx.AsyncBaseT
 
     class ReplayTransport(httpx.AsyncBaseTransport):
         def __init__(self) -> None:
-            self._inner = httpx.AsyncHTTPTransport()
+            self._inner = inner or httpx.AsyncHTTPTransport()
 
         async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
             try:

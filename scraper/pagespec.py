@@ -1,0 +1,313 @@
+"""One page kind of a spider: its pattern, fields, processors and follow rules.
+
+``PageReader`` reads a page kind's YAML entries (``pattern``, ``flags``,
+``fields``, ``clean``, ``format``, ``follow``, ``callback``), compiling every
+regular expression once and checking that the names fit together: fields that
+``clean:`` and ``format:`` use must be produced by the pattern, and ``fields:``
+must name exactly its groups. How matches become records is written in
+``scraper.extract``.
+"""
+
+from __future__ import annotations
+
+import string
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+
+import regex
+import yaml
+
+from scraper.errors import Location, SpecError
+from scraper.fields import PROCESSORS, Processor, ProcessorArgumentError
+from scraper.yamlnodes import Entries, NodeReader, did_you_mean
+
+FLAGS = {
+    "DOTALL": regex.DOTALL,
+    "IGNORECASE": regex.IGNORECASE,
+    "MULTILINE": regex.MULTILINE,
+    "VERBOSE": regex.VERBOSE,
+    "ASCII": regex.ASCII,
+}
+FLAG_ALIASES = {"S": "DOTALL", "I": "IGNORECASE", "M": "MULTILINE", "X": "VERBOSE", "A": "ASCII"}
+WHOLE_MATCH_FIELD = "match"
+PAGE_KEYS = ("pattern", "flags", "fields", "clean", "format", "follow", "callback")
+
+
+@dataclass(frozen=True)
+class FollowRule:
+    """Links to follow from a page: ``pattern`` captures the URL, ``to`` names the page kind.
+
+    The URL is the group named ``url``, else the only group, else the whole match;
+    other named groups are carried into the records of the page followed to.
+    """
+
+    pattern: regex.Pattern[str]
+    to: str
+    url_group: int | str
+    carry: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class PageSpec:
+    """One kind of page: its pattern, field names, processors and follow rules."""
+
+    name: str
+    pattern: regex.Pattern[str] | None = None
+    fields: tuple[str, ...] = ()
+    group_index: tuple[int | str, ...] = ()
+    clean: Mapping[str, tuple[Processor, ...]] = field(default_factory=dict)
+    raw_fields: frozenset[str] = frozenset()
+    formats: Mapping[str, tuple[str, tuple[str, ...]]] = field(default_factory=dict)
+    follow: tuple[FollowRule, ...] = ()
+    callback: str | None = None
+
+
+class PageReader(NodeReader):
+    """Reads page kinds; remembers follow targets until all kinds of a spider are known."""
+
+    def __init__(self, filename: str) -> None:
+        super().__init__(filename)
+        self.follow_targets: list[tuple[str, yaml.Node]] = []
+
+    def page(self, name: str, entries: Entries, where: str) -> PageSpec:
+        pattern = None
+        if "pattern" in entries:
+            flags = self.flags(entries, where)
+            pattern = self.compile_pattern(entries["pattern"][1], f"{where}: pattern", flags)
+        callback = None
+        if "callback" in entries:
+            callback = self.callback_name(entries["callback"][1], where)
+        if (
+            pattern is None
+            and callback is None
+            and any(key in entries for key in ("fields", "clean", "format"))
+        ):
+            raise self.error(
+                next(iter(entries.values()))[0],
+                f"{where} has fields to clean but no 'pattern:' to capture them.",
+            )
+        field_names, group_index = self.field_names(pattern, entries, where)
+        formats: dict[str, tuple[str, tuple[str, ...]]] = {}
+        if "format" in entries:
+            for key, (_, node) in self.mapping(
+                entries["format"][1], f"{where}: format", None
+            ).items():
+                template = self.text(node, f"{where}: format: {key}")
+                names = [u for _, u, _, _ in _parse_template(self, node, template, where) if u]
+                for used in names:
+                    if used not in field_names:
+                        raise self.error(
+                            node,
+                            f"{where}: format {key!r} uses {{{used}}}, which no group "
+                            f"captures{did_you_mean(used, field_names)}.",
+                        )
+                formats[key] = (template, tuple(dict.fromkeys(names)))
+        produced = tuple(field_names) + tuple(k for k in formats if k not in field_names)
+        clean: dict[str, tuple[Processor, ...]] = {}
+        raw_fields: set[str] = set()
+        if "clean" in entries:
+            for key, (key_node, node) in self.mapping(
+                entries["clean"][1], f"{where}: clean", None
+            ).items():
+                if key not in produced:
+                    raise self.error(
+                        key_node,
+                        f"{where}: clean names field {key!r}, which the pattern does not "
+                        f"produce (it produces: {', '.join(produced) or 'nothing'})"
+                        f"{did_you_mean(key, produced)}.",
+                    )
+                processors, raw = self.processors(node, f"{where}: clean: {key}")
+                clean[key] = processors
+                if raw:
+                    raw_fields.add(key)
+        follow = tuple(
+            self.follow_rule(item, f"{where}: follow")
+            for item in (self.sequence(entries["follow"][1], "") if "follow" in entries else [])
+        )
+        return PageSpec(
+            name=name,
+            pattern=pattern,
+            fields=tuple(field_names),
+            group_index=tuple(group_index),
+            clean=clean,
+            raw_fields=frozenset(raw_fields),
+            formats=formats,
+            follow=follow,
+            callback=callback,
+        )
+
+    def flags(self, entries: Entries, where: str) -> int:
+        if "flags" not in entries:
+            return 0
+        node = entries["flags"][1]
+        result = 0
+        for flag in self.strings(node, f"{where}: flags"):
+            name = FLAG_ALIASES.get(flag.upper(), flag.upper())
+            if name not in FLAGS:
+                raise self.error(
+                    node,
+                    f"{where}: unknown flag {flag!r}; use any of {', '.join(FLAGS)}"
+                    f"{did_you_mean(name, list(FLAGS))}.",
+                )
+            result |= FLAGS[name]
+        return result
+
+    def compile_pattern(self, node: yaml.Node, what: str, flags: int) -> regex.Pattern[str]:
+        source = self.text(node, what)
+        try:
+            return regex.compile(source, flags | regex.VERSION0)
+        except regex.error as exc:
+            raise self.regex_error(node, what, source, exc) from None
+
+    def regex_error(self, node: yaml.Node, what: str, source: str, exc: regex.error) -> SpecError:
+        position = exc.pos if exc.pos is not None else 0
+        mark = node.start_mark
+        line, column = mark.line + 1, mark.column + 1
+        style = getattr(node, "style", None)
+        if "\n" not in source and style in ("'", '"', None):
+            column += position + (1 if style else 0)
+        pointer = f"\n    {source}\n    {' ' * position}^" if "\n" not in source else ""
+        return SpecError(
+            f"{what} is not a valid regular expression: {exc.msg} at position {position}."
+            f"{pointer}\nFix the pattern there (in single quotes YAML keeps backslashes as "
+            "they are; double quotes need them doubled).",
+            Location(self.filename, line, column),
+        )
+
+    def field_names(
+        self,
+        pattern: regex.Pattern[str] | None,
+        entries: Entries,
+        where: str,
+    ) -> tuple[list[str], list[int | str]]:
+        if pattern is None:
+            return [], []
+        named = sorted(pattern.groupindex.items(), key=lambda item: item[1])
+        if "fields" in entries:
+            node = entries["fields"][1]
+            names = self.strings(node, f"{where}: fields")
+            if named:
+                raise self.error(
+                    node,
+                    f"{where}: the pattern has named groups "
+                    f"({', '.join(n for n, _ in named)}), so 'fields:' is not needed; "
+                    "remove it, or use only unnamed groups.",
+                )
+            expected = max(pattern.groups, 1)
+            if len(names) != expected:
+                groups = (
+                    f"{pattern.groups} groups" if pattern.groups else "no groups (the whole match)"
+                )
+                raise self.error(
+                    node,
+                    f"{where}: fields names {len(names)} field(s) but the pattern has {groups}; "
+                    f"give exactly {expected} name(s), one per group in order.",
+                )
+            duplicates = {n for n in names if names.count(n) > 1}
+            if duplicates:
+                raise self.error(node, f"{where}: fields names {sorted(duplicates)[0]!r} twice.")
+            if pattern.groups == 0:
+                return names, [0]
+            return names, list(range(1, pattern.groups + 1))
+        if named:
+            return [n for n, _ in named], [n for n, _ in named]
+        if pattern.groups == 0:
+            return [WHOLE_MATCH_FIELD], [0]
+        raise self.error(
+            entries["pattern"][1],
+            f"{where}: the pattern has {pattern.groups} unnamed group(s) but no 'fields:' "
+            "list to name them; add fields: [name, ...] or use (?P<name>...) groups "
+            "(write (?:...) for a group that should not capture).",
+        )
+
+    def processors(self, node: yaml.Node, what: str) -> tuple[tuple[Processor, ...], bool]:
+        built: list[Processor] = []
+        raw = False
+        for item in self.sequence(node, what):
+            if isinstance(item, yaml.MappingNode):
+                parts = self.mapping(item, what, None)
+                if len(parts) != 1:
+                    raise self.error(item, f"{what}: write one processor per list entry.")
+                name, (_, arg_node) = next(iter(parts.items()))
+                argument = self.value(arg_node)
+            else:
+                name, arg_node, argument = self.text(item, what), item, None
+            if name == "raw" and argument is None:
+                raw = True
+                continue
+            if name not in PROCESSORS:
+                raise self.error(
+                    item,
+                    f"{what}: unknown processor {name!r}{did_you_mean(name, list(PROCESSORS))}"
+                    f" (known: raw, {', '.join(PROCESSORS)}).",
+                )
+            try:
+                built.append(PROCESSORS[name](argument))
+            except ProcessorArgumentError as exc:
+                raise self.error(arg_node, f"{what}: {name} {exc}.") from None
+            except regex.error as exc:
+                raise self.regex_error(arg_node, f"{what}: sub pattern", argument[0], exc) from None
+        return tuple(built), raw
+
+    def follow_rule(self, node: yaml.Node, where: str) -> FollowRule:
+        parts = self.mapping(node, f"{where} entry", ("pattern", "to", "flags"))
+        for key in ("pattern", "to"):
+            if key not in parts:
+                raise self.error(node, f"{where}: each rule needs '{key}:'.")
+        flags = self.flags(parts, where)
+        pattern = self.compile_pattern(parts["pattern"][1], f"{where}: pattern", flags)
+        to = self.text(parts["to"][1], f"{where}: to")
+        if "url" in pattern.groupindex:
+            url_group: int | str = "url"
+        elif pattern.groups == 1:
+            url_group = 1
+        elif pattern.groups == 0:
+            url_group = 0
+        else:
+            raise self.error(
+                parts["pattern"][1],
+                f"{where}: the pattern has {pattern.groups} groups; name the one holding the "
+                "link (?P<url>...).",
+            )
+        carry = tuple(name for name in pattern.groupindex if name != "url")
+        self.follow_targets.append((to, parts["to"][1]))
+        return FollowRule(pattern, to, url_group, carry)
+
+    def check_follow_targets(self, pages: Mapping[str, PageSpec], where: str) -> None:
+        for to, node in self.follow_targets:
+            if to not in pages:
+                raise self.error(node, unknown_page(to, pages, where))
+        self.follow_targets.clear()
+
+    def callback_name(self, node: yaml.Node, where: str) -> str:
+        name = self.text(node, f"{where}: callback")
+        module, _, function = name.partition(":")
+        if not (module and function and _is_dotted_name(module) and function.isidentifier()):
+            raise self.error(
+                node,
+                f"{where}: callback {name!r} must be 'module:function', for example "
+                "'spiders.maoyan:parse' for def parse(page) in spiders/maoyan.py.",
+            )
+        return name
+
+
+def _parse_template(
+    reader: NodeReader, node: yaml.Node, template: str, where: str
+) -> Iterator[tuple[str, str | None, str | None, str | None]]:
+    try:
+        return iter(list(string.Formatter().parse(template)))
+    except ValueError as exc:
+        raise reader.error(
+            node, f"{where}: format {template!r} is not a valid template: {exc}."
+        ) from None
+
+
+def _is_dotted_name(name: str) -> bool:
+    return all(part.isidentifier() for part in name.split("."))
+
+
+def unknown_page(page: str, pages: Mapping[str, PageSpec], where: str) -> str:
+    return (
+        f"{where}: there is no page kind {page!r} (pages: {', '.join(pages)})"
+        f"{did_you_mean(page, pages)}."
+    )

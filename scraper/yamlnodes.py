@@ -1,0 +1,131 @@
+"""Reading composed YAML nodes with their positions, for errors that say file:line:col.
+
+The file is composed with the safe loader (``yaml.compose``), never constructed
+as a whole, so every value keeps the position it came from and no YAML tag can
+build a Python object.
+"""
+
+from __future__ import annotations
+
+import difflib
+from typing import Any, TypeVar
+
+import yaml
+
+from scraper.errors import Location, SpecError
+
+T = TypeVar("T")
+Entries = dict[str, tuple[yaml.Node, yaml.Node]]
+"""A mapping's entries by key: (key node, value node)."""
+
+
+def compose(text: str, filename: str) -> yaml.Node | None:
+    """Compose ``text`` into nodes; a syntax error becomes a located ``SpecError``."""
+    try:
+        return yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        problem = " ".join(filter(None, [exc.context, exc.problem]))
+        location = Location(filename, mark.line + 1, mark.column + 1) if mark else None
+        raise SpecError(
+            f"this is not valid YAML: {problem}. Check the quoting and indentation here "
+            "(patterns are safest in single quotes).",
+            location or Location(filename, 1, 1),
+        ) from None
+    except yaml.YAMLError as exc:
+        raise SpecError(f"{filename}: this is not valid YAML: {exc}.") from None
+
+
+class NodeReader:
+    """Typed access to YAML nodes; every failure is a ``SpecError`` at the node's position."""
+
+    def __init__(self, filename: str) -> None:
+        self.filename = filename
+        self._constructor = yaml.SafeLoader("")
+
+    def location(self, mark: yaml.Mark) -> Location:
+        return Location(self.filename, mark.line + 1, mark.column + 1)
+
+    def error(self, node: yaml.Node, message: str) -> SpecError:
+        return SpecError(message, self.location(node.start_mark))
+
+    # -- plain values ---------------------------------------------------------
+
+    def value(self, node: yaml.Node) -> Any:
+        try:
+            return self._constructor.construct_object(node, deep=True)
+        except yaml.constructor.ConstructorError as exc:
+            raise self.error(
+                node,
+                f"{exc.problem}. Only plain YAML (strings, numbers, lists, mappings) "
+                "is allowed here.",
+            ) from None
+
+    def typed(self, node: yaml.Node, kind: type[T] | tuple[type, ...], what: str, hint: str) -> T:
+        value = self.value(node)
+        if isinstance(value, bool) and bool not in (kind if isinstance(kind, tuple) else (kind,)):
+            value = None  # YAML's yes/no are not numbers or strings here
+        if not isinstance(value, kind):
+            raise self.error(node, f"{what} must be {hint}, not {describe(value)}.")
+        return value  # type: ignore[return-value]
+
+    def text(self, node: yaml.Node, what: str) -> str:
+        return self.typed(node, str, what, "a string")
+
+    def number(self, node: yaml.Node, what: str, kind: type, minimum: float) -> Any:
+        hint = "a whole number" if kind is int else "a number"
+        value = self.typed(node, (int, float) if kind is float else int, what, hint)
+        if value < minimum:
+            raise self.error(node, f"{what} must be at least {minimum}, not {value}.")
+        return kind(value)
+
+    def strings(self, node: yaml.Node, what: str) -> list[str]:
+        """A string or a list of strings."""
+        if isinstance(node, yaml.ScalarNode):
+            return [self.text(node, what)]
+        if not isinstance(node, yaml.SequenceNode):
+            raise self.error(node, f"{what} must be a string or a list of strings.")
+        return [self.text(item, f"each entry of {what}") for item in node.value]
+
+    def sequence(self, node: yaml.Node, what: str) -> list[yaml.Node]:
+        if isinstance(node, yaml.SequenceNode):
+            return list(node.value)
+        return [node]
+
+    def mapping(self, node: yaml.Node, what: str, allowed: tuple[str, ...] | None) -> Entries:
+        """A mapping's entries by key; unknown keys (when ``allowed`` is given) are errors."""
+        if not isinstance(node, yaml.MappingNode):
+            raise self.error(node, f"{what} must be a mapping (key: value lines).")
+        entries: Entries = {}
+        for key_node, value_node in node.value:
+            key = self.value(key_node)
+            if not isinstance(key, str):
+                raise self.error(key_node, f"keys in {what} must be strings, not {key!r}.")
+            if key in entries:
+                raise self.error(key_node, f"{key!r} appears twice in {what}; keep one.")
+            if allowed is not None and key not in allowed:
+                raise self.error(key_node, unknown_key(key, what, allowed))
+            entries[key] = (key_node, value_node)
+        return entries
+
+
+def describe(value: Any) -> str:
+    if value is None:
+        return "empty"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    return f"{value!r}"
+
+
+def did_you_mean(name: str, choices: Any) -> str:
+    close = difflib.get_close_matches(name, list(choices), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def unknown_key(key: str, what: str, allowed: tuple[str, ...]) -> str:
+    close = difflib.get_close_matches(key, allowed, n=1)
+    if close:
+        return f"unknown key {key!r} in {what}; did you mean {close[0]!r}?"
+    return f"unknown key {key!r} in {what}; allowed keys are: {', '.join(allowed)}."

@@ -1,8 +1,9 @@
 """The crawl loop: a frontier of requests, a pool of workers, and per-host limits.
 
 ``Crawler.run()`` queues the spider's start URLs, then ``concurrency`` workers
-each take the next request, wait for a slot of its host (``per_host`` at once,
-``delay`` apart), fetch it, extract it, write its records and queue the links it
+each take the next request, check it against the host's robots.txt, wait for a
+slot of its host (``per_host`` at once, ``delay`` or ``Crawl-delay`` apart,
+slower after a 429/503), fetch it, extract it, write its records and queue the links it
 follows that are new, allowed and within ``max_depth``/``max_pages``. A page
 that fails is counted and logged; the crawl goes on. SIGINT/SIGTERM stop
 taking new requests and give the ones in flight a few seconds to finish.
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import signal
 import time
 from collections.abc import Callable, Mapping
@@ -24,7 +26,7 @@ from scraper.callbacks import Callback
 from scraper.errors import FetchError, OutputError
 from scraper.export import JsonLinesWriter
 from scraper.extract import ExtractTimeout, extract
-from scraper.fetch import Fetcher, make_client
+from scraper.fetch import Fetcher, RobotsRules, make_client
 from scraper.models import Request
 from scraper.spec import SpiderSpec
 from scraper.stats import CrawlStats
@@ -33,6 +35,9 @@ log = logging.getLogger("scraper")
 
 STOP_GRACE = 3.0
 """Seconds that requests in flight get to finish after Ctrl-C or SIGTERM."""
+THROTTLED_DELAY = 1.0
+THROTTLE_PERIOD = 60.0
+"""After a 429/503, requests to that host start at least 1 s apart for a minute."""
 
 
 class Crawler:
@@ -63,6 +68,7 @@ class Crawler:
         )
         self._stop = asyncio.Event()
         self._fatal: Exception | None = None
+        self._robots: RobotsRules | None = None
 
     async def run(self) -> CrawlStats:
         """Crawl until no request is left (or a stop signal); return the stats."""
@@ -72,7 +78,8 @@ class Crawler:
         for start in self.spider.start:
             self._schedule(queue, Request(start.url, start.page or self.spider.first_page))
         client = make_client(self.settings, self.transport)
-        fetcher = Fetcher(client, self.settings, self.allows)
+        fetcher = Fetcher(client, self.settings, self.allows, self._throttle)
+        self._robots = RobotsRules(fetcher) if self.settings.robots else None
         workers = [
             asyncio.create_task(self._work(queue, fetcher))
             for _ in range(self.settings.concurrency)
@@ -110,6 +117,18 @@ class Crawler:
         host = (parts.hostname or "").lower()
         return any(host == d or host.endswith("." + d) for d in self._allowed)
 
+    def _throttle(self, host: str, seconds: float) -> None:
+        log.warning("%s asks us to slow down: pausing it for %.1fs", host, seconds)
+        self._host(host).pause(seconds)
+
+    def _host(self, host: str) -> _HostSlots:
+        slots = self._hosts.get(host)
+        if slots is None:
+            settings = self.settings
+            slots = _HostSlots(settings.per_host, settings.delay, settings.jitter)
+            self._hosts[host] = slots
+        return slots
+
     def _schedule(self, queue: asyncio.Queue[Request], request: Request) -> None:
         max_pages = self.settings.max_pages
         if max_pages is not None and self._queued >= max_pages:
@@ -131,6 +150,13 @@ class Crawler:
         if max_depth is not None and request.depth > max_depth:
             self.stats.skipped["max_depth"] += 1
             return
+        only, skip = self.settings.only, self.settings.skip
+        if only and not any(pattern.search(request.url) for pattern in only):
+            self.stats.skipped["not in only"] += 1
+            return
+        if any(pattern.search(request.url) for pattern in skip):
+            self.stats.skipped["skip"] += 1
+            return
         self._schedule(queue, request)
 
     async def _work(self, queue: asyncio.Queue[Request], fetcher: Fetcher) -> None:
@@ -148,10 +174,14 @@ class Crawler:
     async def _process(
         self, queue: asyncio.Queue[Request], fetcher: Fetcher, request: Request
     ) -> None:
-        host = self._hosts.get(request.host)
-        if host is None:
-            host = self._hosts[request.host] = _HostSlots(self.settings.per_host)
-        async with host.slot(self.settings.delay):
+        host = self._host(request.host)
+        if self._robots is not None:
+            if not await self._robots.allows(request.url):
+                self.stats.skipped["robots.txt"] += 1
+                log.info("not fetching %s: disallowed by robots.txt", request.url)
+                return
+            host.delay = max(self.settings.delay, await self._robots.crawl_delay(request.url))
+        async with host:
             try:
                 page = await fetcher.fetch(request)
             except FetchError as failure:
@@ -215,32 +245,39 @@ class Crawler:
 
 
 class _HostSlots:
-    """At most ``limit`` requests in flight to one host, started ``delay`` seconds apart."""
+    """At most ``limit`` requests in flight to one host, started ``delay`` (+ jitter) apart.
 
-    def __init__(self, limit: int) -> None:
+    ``pause()`` (after a 429 or 503) holds back every new request to the host for
+    a while, then keeps them at least ``THROTTLED_DELAY`` apart for a minute.
+    """
+
+    def __init__(self, limit: int, delay: float, jitter: float) -> None:
+        self.delay = delay
+        self.jitter = jitter
         self._semaphore = asyncio.Semaphore(limit)
         self._next_start = 0.0
+        self._throttled_until = 0.0
 
-    def slot(self, delay: float) -> _Slot:
-        return _Slot(self, delay)
-
-
-class _Slot:
-    def __init__(self, host: _HostSlots, delay: float) -> None:
-        self._host = host
-        self._delay = delay
+    def pause(self, seconds: float) -> None:
+        now = time.monotonic()
+        self._next_start = max(self._next_start, now + seconds)
+        self._throttled_until = now + seconds + THROTTLE_PERIOD
 
     async def __aenter__(self) -> None:
-        await self._host._semaphore.acquire()
-        if self._delay:
-            now = time.monotonic()
-            start = max(now, self._host._next_start)
-            self._host._next_start = start + self._delay
-            if start > now:
-                await asyncio.sleep(start - now)
+        await self._semaphore.acquire()
+        now = time.monotonic()
+        delay = self.delay
+        if now < self._throttled_until:
+            delay = max(delay, THROTTLED_DELAY)
+        if self.jitter:
+            delay += random.uniform(0, self.jitter)
+        start = max(now, self._next_start)
+        self._next_start = start + delay
+        if start > now:
+            await asyncio.sleep(start - now)
 
     async def __aexit__(self, *exc: object) -> None:
-        self._host._semaphore.release()
+        self._semaphore.release()
 
 
 def run_spider(

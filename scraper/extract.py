@@ -20,7 +20,10 @@ used by ``format:`` but are not written. Constant fields, the page URL
 (``url_field``) and fields carried from the linking page are added last.
 
 Follow rules are applied to the same page: each match gives a link, made
-absolute against the page (see ``Page.urljoin``), sent to the rule's page kind.
+absolute against the page (see ``Page.urljoin``) and without its fragment,
+sent to the rule's page kind with the rule's other named groups carried along.
+A callback's ``Request`` goes, unless it names a page kind, to the kind of the
+page that yielded it.
 
 Every regex runs under the spider's ``extract_timeout`` for the whole page:
 a pattern that backtracks without end raises ``ExtractTimeout`` instead of
@@ -34,10 +37,11 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
+from urllib.parse import urldefrag
 
 import regex
 
-from scraper.fields import DropRecord
+from scraper.fields import DropRecord, Processor
 from scraper.models import Page, Record, Request
 from scraper.spec import PageSpec, SpiderSpec
 
@@ -78,16 +82,21 @@ def extract(page: Page, spec: PageSpec, spider: SpiderSpec, callback: Any = None
             if not href:
                 continue
             carry = dict(page.request.carry)
-            carry.update({name: _clean_text(match.group(name)) for name in rule.carry})
-            result.requests.append(
-                Request(page.urljoin(href), rule.to, page.request.depth + 1, carry)
-            )
+            try:
+                for name in rule.carry:
+                    value = _clean_text(match.group(name))
+                    carry[name] = _process(name, value, rule.clean.get(name, ()), page)
+            except DropRecord as drop:
+                result.dropped[f"link {drop.reason}"] += 1
+                continue
+            url, _ = urldefrag(page.urljoin(href))
+            result.requests.append(Request(url, rule.to, page.request.depth + 1, carry))
     if callback is not None:
         produced = callback(replace(page, records=tuple(result.records)))
         result.records = []
         for item in produced or ():
             if isinstance(item, Request):
-                result.requests.append(item)
+                result.requests.append(_from_callback(item, page, spider))
             elif isinstance(item, dict):
                 result.records.append(item)
             else:
@@ -125,14 +134,30 @@ def _record(match: Any, spec: PageSpec, page: Page) -> Record:
         else:
             values[name] = template.format_map(_Blank(values))
     for name, processors in spec.clean.items():
-        value = values.get(name)
-        for processor in processors:
-            try:
-                value = processor(value, page)
-            except DropRecord as drop:
-                raise DropRecord(f"{name}: {drop.reason}") from None
-        values[name] = value
+        values[name] = _process(name, values.get(name), processors, page)
     return {name: value for name, value in values.items() if not name.startswith("_")}
+
+
+def _process(name: str, value: Any, processors: tuple[Processor, ...], page: Page) -> Any:
+    try:
+        for processor in processors:
+            value = processor(value, page)
+    except DropRecord as drop:
+        raise DropRecord(f"{name}: {drop.reason}") from None
+    return value
+
+
+def _from_callback(request: Request, page: Page, spider: SpiderSpec) -> Request:
+    """A callback's request, made absolute, one level deeper, to a page kind that exists."""
+    kind = request.page or page.request.page or spider.first_page
+    if kind not in spider.pages:
+        raise ValueError(
+            f"a callback yielded Request(page={kind!r}), but the spider has no such page kind "
+            f"(pages: {', '.join(spider.pages)})"
+        )
+    url, _ = urldefrag(page.urljoin(request.url))
+    depth = max(request.depth, page.request.depth + 1)
+    return replace(request, url=url, page=kind, depth=depth)
 
 
 def _finish(records: list[Record], page: Page, spider: SpiderSpec) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import codecs
+import logging
 import random
 import re
 from collections.abc import Callable
@@ -19,15 +20,19 @@ from email.utils import parsedate_to_datetime
 from urllib.parse import urljoin, urlsplit
 
 import httpx
+from protego import Protego
 
 from scraper.errors import FetchError
 from scraper.models import Page, Request
 from scraper.spec import CrawlSettings
 
+log = logging.getLogger("scraper")
+
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
-RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
-TEXT_TYPES = ("text/", "application/xhtml", "application/xml", "application/json", "+xml")
+THROTTLE_STATUSES = frozenset({429, 503})
 MAX_BACKOFF = 30.0
+DEFAULT_THROTTLE = 5.0
+"""Seconds a host is paused after a 429/503 that gives no Retry-After."""
 
 _META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]+)""", re.I)
 # Browsers read these labels as a wider encoding (WHATWG Encoding Standard); so do we.
@@ -45,7 +50,10 @@ def make_client(
     if transport is None:
         from httpx_aiohttp import AiohttpTransport
 
-        transport = AiohttpTransport(limits=httpx.Limits(max_connections=settings.concurrency))
+        transport = AiohttpTransport(
+            limits=httpx.Limits(max_connections=settings.concurrency),
+            proxy=httpx.Proxy(settings.proxy) if settings.proxy else None,
+        )
     return httpx.AsyncClient(
         transport=transport,
         headers=dict(settings.headers),
@@ -62,13 +70,20 @@ class Fetcher:
         client: httpx.AsyncClient,
         settings: CrawlSettings,
         allow_url: Callable[[str], bool] = lambda url: True,
+        on_throttle: Callable[[str, float], None] = lambda host, seconds: None,
     ) -> None:
         self.client = client
         self.settings = settings
         self.allow_url = allow_url
+        self.on_throttle = on_throttle
 
     async def fetch(self, request: Request) -> Page:
-        """Fetch ``request``, retrying transient failures; raise ``FetchError`` if it fails."""
+        """Fetch ``request``, retrying transient failures; raise ``FetchError`` if it fails.
+
+        Connection errors, timeouts, 408, 429 and 5xx are retried up to ``retries``
+        times with exponential backoff and jitter; a 429 or 503 waits what its
+        Retry-After says and reports the host to ``on_throttle`` (which slows it).
+        """
         attempt = 0
         while True:
             try:
@@ -80,7 +95,10 @@ class Fetcher:
                 failure = retryable
             if attempt >= self.settings.retries:
                 raise FetchError(failure.reason, failure.detail)
-            await asyncio.sleep(_backoff(attempt, failure.retry_after))
+            wait = _backoff(attempt, failure.retry_after)
+            if failure.throttle:
+                self.on_throttle(request.host, wait)
+            await asyncio.sleep(wait)
             attempt += 1
 
     async def _follow_redirects(self, request: Request) -> Page:
@@ -128,31 +146,38 @@ class Fetcher:
         status = response.status_code
         if status >= 400:
             reason = f"http {status}"
-            if status in RETRY_STATUSES:
+            if status in THROTTLE_STATUSES:
                 retry_after = _retry_after(response.headers.get("retry-after"))
-                raise _Retryable(reason, f"{url} answered {status}", retry_after)
-            raise FetchError(reason, f"{url} answered {status}")
-        content_type = response.headers.get("content-type", "")
-        if content_type and not any(kind in content_type.lower() for kind in TEXT_TYPES):
-            raise FetchError("not text", f"{url} is {content_type}")
+                raise _Retryable(
+                    reason, f"answered {status}", retry_after or DEFAULT_THROTTLE, True
+                )
+            if status >= 500 or status == 408:
+                raise _Retryable(reason, f"answered {status}")
+            raise FetchError(reason, f"answered {status}")
+        content_type = response.headers.get("content-type", "").lower()
+        accepted = self.settings.content_types
+        if content_type and "*" not in accepted and not any(t in content_type for t in accepted):
+            raise FetchError(
+                "not text", f"it is {content_type} (accepted: {', '.join(accepted)})"
+            )
         limit = self.settings.max_bytes
         declared = response.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > limit:
-            raise FetchError("too large", f"{url} declares {declared} bytes (max_bytes: {limit})")
+            raise FetchError("too large", f"it declares {declared} bytes (max_bytes: {limit})")
         chunks: list[bytes] = []
         size = 0
         try:
             async for chunk in response.aiter_bytes():
                 size += len(chunk)
                 if size > limit:
-                    raise FetchError("too large", f"{url} is over max_bytes ({limit} bytes)")
+                    raise FetchError("too large", f"the body is over max_bytes ({limit} bytes)")
                 chunks.append(chunk)
         except httpx.DecodingError as exc:
-            raise FetchError("bad encoding", f"{url}: {_detail(exc)}") from None
+            raise FetchError("bad encoding", _detail(exc)) from None
         except httpx.TimeoutException as exc:
-            raise _Retryable("timeout", f"{url}: {_detail(exc)}") from None
+            raise _Retryable("timeout", _detail(exc)) from None
         except httpx.HTTPError as exc:
-            raise _Retryable("broken body", f"{url}: {_detail(exc)}") from None
+            raise _Retryable("broken body", _detail(exc)) from None
         content = b"".join(chunks)
         text, encoding = decode(content, response.charset_encoding)
         return Page(
@@ -164,6 +189,50 @@ class Fetcher:
             encoding=encoding,
             request=request,
         )
+
+
+class RobotsRules:
+    """robots.txt of each host, fetched once per crawl and read with Protego.
+
+    A robots.txt that cannot be fetched (404, 5xx after retries, an error) allows
+    everything, as most crawlers do; its failure is logged, not counted.
+    """
+
+    def __init__(self, fetcher: Fetcher) -> None:
+        self._fetcher = fetcher
+        self._user_agent = fetcher.settings.user_agent
+        self._rules: dict[str, Protego | None] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    async def allows(self, url: str) -> bool:
+        """Whether robots.txt lets our user agent fetch ``url``."""
+        rules = await self._rules_for(url)
+        return rules is None or rules.can_fetch(url, self._user_agent)
+
+    async def crawl_delay(self, url: str) -> float:
+        """The host's ``Crawl-delay`` for our user agent, 0 when it sets none."""
+        rules = await self._rules_for(url)
+        delay = rules.crawl_delay(self._user_agent) if rules is not None else None
+        return float(delay or 0.0)
+
+    async def _rules_for(self, url: str) -> Protego | None:
+        parts = urlsplit(url)
+        origin = f"{parts.scheme}://{parts.netloc}"
+        if origin in self._rules:
+            return self._rules[origin]
+        lock = self._locks.setdefault(origin, asyncio.Lock())
+        async with lock:
+            if origin not in self._rules:
+                self._rules[origin] = await self._fetch(origin + "/robots.txt")
+        return self._rules[origin]
+
+    async def _fetch(self, url: str) -> Protego | None:
+        try:
+            page = await self._fetcher.fetch(Request(url))
+        except FetchError as failure:
+            log.info("no robots.txt rules from %s (%s): all allowed", url, failure.reason)
+            return None
+        return Protego.parse(page.text)
 
 
 def decode(content: bytes, declared: str | None) -> tuple[str, str]:
@@ -213,10 +282,13 @@ def _codec_name(label: str) -> str | None:
 class _Retryable(Exception):
     """A failure worth another attempt (after ``retry_after`` seconds when the server said)."""
 
-    def __init__(self, reason: str, detail: str, retry_after: float | None = None) -> None:
+    def __init__(
+        self, reason: str, detail: str, retry_after: float | None = None, throttle: bool = False
+    ) -> None:
         self.reason = reason
         self.detail = detail
         self.retry_after = retry_after
+        self.throttle = throttle
 
 
 def _backoff(attempt: int, retry_after: float | None) -> float:
@@ -242,6 +314,4 @@ def _retry_after(value: str | None) -> float | None:
 
 
 def _detail(exc: Exception) -> str:
-    text = str(exc) or type(exc).__name__
-    request = getattr(exc, "_request", None)
-    return f"{request.url}: {text}" if request is not None else text
+    return str(exc) or type(exc).__name__

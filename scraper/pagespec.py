@@ -38,13 +38,15 @@ class FollowRule:
     """Links to follow from a page: ``pattern`` captures the URL, ``to`` names the page kind.
 
     The URL is the group named ``url``, else the only group, else the whole match;
-    other named groups are carried into the records of the page followed to.
+    other named groups are carried (stripped, then through the rule's ``clean``)
+    into the records of the page followed to.
     """
 
     pattern: regex.Pattern[str]
     to: str
     url_group: int | str
     carry: tuple[str, ...]
+    clean: Mapping[str, tuple[Processor, ...]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -250,7 +252,7 @@ class PageReader(NodeReader):
         return tuple(built), raw
 
     def follow_rule(self, node: yaml.Node, where: str) -> FollowRule:
-        parts = self.mapping(node, f"{where} entry", ("pattern", "to", "flags"))
+        parts = self.mapping(node, f"{where} entry", ("pattern", "to", "flags", "clean"))
         for key in ("pattern", "to"):
             if key not in parts:
                 raise self.error(node, f"{where}: each rule needs '{key}:'.")
@@ -270,8 +272,21 @@ class PageReader(NodeReader):
                 "link (?P<url>...).",
             )
         carry = tuple(name for name in pattern.groupindex if name != "url")
+        clean: dict[str, tuple[Processor, ...]] = {}
+        if "clean" in parts:
+            for key, (key_node, value) in self.mapping(
+                parts["clean"][1], f"{where}: clean", None
+            ).items():
+                if key not in carry:
+                    raise self.error(
+                        key_node,
+                        f"{where}: clean names {key!r}, which the follow pattern does not carry "
+                        f"(it carries: {', '.join(carry) or 'nothing'}; name a group "
+                        f"(?P<{key}>...) to carry it){did_you_mean(key, carry)}.",
+                    )
+                clean[key] = self.processors(value, f"{where}: clean: {key}")[0]
         self.follow_targets.append((to, parts["to"][1]))
-        return FollowRule(pattern, to, url_group, carry)
+        return FollowRule(pattern, to, url_group, carry, clean)
 
     def check_follow_targets(self, pages: Mapping[str, PageSpec], where: str) -> None:
         for to, node in self.follow_targets:

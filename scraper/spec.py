@@ -22,6 +22,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+import regex
 import yaml
 
 from scraper.errors import Location, SpecError, SpiderNotFound
@@ -31,6 +32,7 @@ from scraper.yamlnodes import Entries, compose
 __all__ = ["CrawlSettings", "FollowRule", "PageSpec", "SpiderFile", "SpiderSpec", "StartRequest"]
 
 DEFAULT_USER_AGENT = "scraper/0.1 (+https://github.com/scraper/scraper)"
+TEXT_TYPES = ("text/", "application/xhtml+xml", "application/xml", "application/json", "+xml")
 MAIN_PAGE = "main"
 
 
@@ -43,13 +45,26 @@ class CrawlSettings:
     timeout: float = 20.0
     retries: int = 2
     delay: float = 0.0
+    jitter: float = 0.0
+    robots: bool = True
     headers: Mapping[str, str] = field(default_factory=lambda: {"User-Agent": DEFAULT_USER_AGENT})
+    proxy: str | None = None
     max_bytes: int = 8 * 1024 * 1024
     max_redirects: int = 10
+    content_types: tuple[str, ...] = TEXT_TYPES
     extract_timeout: float = 1.0
     allowed_domains: tuple[str, ...] = ()
+    only: tuple[regex.Pattern[str], ...] = ()
+    skip: tuple[regex.Pattern[str], ...] = ()
     max_depth: int | None = None
     max_pages: int | None = None
+
+    @property
+    def user_agent(self) -> str:
+        """The User-Agent header sent, which robots.txt rules are matched against."""
+        return next(
+            (v for k, v in self.headers.items() if k.lower() == "user-agent"), DEFAULT_USER_AGENT
+        )
 
 
 @dataclass(frozen=True)
@@ -162,8 +177,20 @@ class _SpecReader(PageReader):
                 changes[key] = self.number(value, label, int, 0)
             elif key in ("timeout", "extract_timeout"):
                 changes[key] = self.number(value, label, float, 0.001)
-            elif key == "delay":
+            elif key in ("delay", "jitter"):
                 changes[key] = self.number(value, label, float, 0)
+            elif key == "robots":
+                changes[key] = self.typed(value, bool, label, "true or false")
+            elif key == "proxy":
+                proxy = self.text(value, label)
+                if not proxy.startswith(("http://", "https://", "socks5://")):
+                    raise self.error(value, f"{label} must be a URL such as http://host:3128.")
+                changes[key] = proxy
+            elif key == "content_types":
+                changes[key] = tuple(t.lower() for t in self.strings(value, label))
+            elif key in ("only", "skip"):
+                nodes = self.sequence(value, label)
+                changes[key] = tuple(self.compile_pattern(n, label, 0) for n in nodes)
             elif key in ("max_depth", "max_pages"):
                 changes[key] = self.number(value, label, int, 0)
             elif key == "allowed_domains":

@@ -112,6 +112,45 @@ def _parser() -> argparse.ArgumentParser:
         "-q", "--quiet", action="store_true", help="no progress display and no stats summary"
     )
     run.set_defaults(handler=_run)
+
+    trial = commands.add_parser(
+        "try",
+        parents=[common],
+        help="show what a pattern does on one page",
+        description="Run a pattern on one page and show the match count, the first records "
+        "and the time it took; when nothing matches, the longest start of the pattern that "
+        "still matches. TARGET is a URL or a file with --pattern, or a spider's NAME.",
+    )
+    trial.add_argument("target", metavar="TARGET", help="URL_OR_FILE (with --pattern) or NAME")
+    trial.add_argument("--pattern", help="the regular expression to try")
+    trial.add_argument("--flags", nargs="+", default=[], metavar="FLAG", help="e.g. DOTALL")
+    trial.add_argument("--fields", help="names for the unnamed groups, comma-separated")
+    trial.add_argument("--page", metavar="KIND", help="with NAME: the page kind to try")
+    trial.add_argument(
+        "--url",
+        metavar="URL_OR_FILE",
+        help="with NAME: the page to try it on (default: the spider's first start URL)",
+    )
+    trial.add_argument(
+        "--offline", action="store_true", help="with NAME: take the page from its cassette"
+    )
+    trial.add_argument("--cassette", metavar="PATH", help="the cassette for --offline")
+    trial.add_argument("-n", "--rows", type=int, default=10, help="records shown (default 10)")
+    trial.set_defaults(handler=_try)
+
+    test = commands.add_parser(
+        "test",
+        parents=[common],
+        help="replay cassettes and check the spiders' expect:",
+        description="Replay each spider's cassette (all spiders, or the named ones), check "
+        "its 'expect:' block and print a pass/fail table. Spiders without a cassette are "
+        "skipped. Exit 1 when any spider fails.",
+    )
+    test.add_argument("names", nargs="*", metavar="NAME", help="only these spiders")
+    test.add_argument(
+        "--cassette", metavar="PATH", help="the cassette to replay (with one NAME only)"
+    )
+    test.set_defaults(handler=_test)
     return parser
 
 
@@ -190,6 +229,120 @@ def _run(args: argparse.Namespace) -> int:
     if stopped_by is not None:
         return EXIT_BY_SIGNAL.get(stopped_by, EXIT_FAILURES)
     return EXIT_FAILURES if stats.failures else EXIT_OK
+
+
+def _try(args: argparse.Namespace) -> int:
+    from scraper.cassette import cassette_transport, default_cassette
+    from scraper.spec import CrawlSettings, load_spiders
+    from scraper.trial import (
+        adhoc_page_spec,
+        adhoc_spider,
+        format_table,
+        load_page,
+        longest_matching_prefix,
+        run_trial,
+    )
+
+    with ExitStack() as stack:
+        if args.pattern is not None:
+            fields = [f.strip() for f in args.fields.split(",")] if args.fields else []
+            page_spec = adhoc_page_spec(args.pattern, args.flags, fields)
+            spider = adhoc_spider(page_spec)
+            page = load_page(args.target, CrawlSettings())
+        else:
+            spider_path = Path(args.file)
+            spider = load_spiders(spider_path).get(args.target)
+            kind = args.page or spider.first_page
+            if kind not in spider.pages:
+                raise ScraperError(
+                    f"spider {spider.name!r} has no page kind {kind!r} "
+                    f"(pages: {', '.join(spider.pages)})."
+                )
+            page_spec = spider.pages[kind]
+            source = args.url or next(
+                (s.url for s in spider.start if (s.page or spider.first_page) == kind), None
+            )
+            if source is None:
+                raise ScraperError(
+                    f"no start URL of {spider.name!r} goes to page kind {kind!r}; "
+                    "say which page to try with --url URL_OR_FILE."
+                )
+            transport = None
+            if args.offline:
+                path = Path(args.cassette or default_cassette(spider_path, spider.name))
+                transport = stack.enter_context(cassette_transport(path, record=False))
+            page = load_page(source, spider.settings, transport)
+        trial = run_trial(page, page_spec, spider)
+    records = trial.extraction.records
+    dropped = sum(trial.extraction.dropped.values())
+    print(
+        f"{len(records) + dropped} matches ({dropped} dropped) in {trial.seconds * 1000:.2f} ms "
+        f"on {page.url} ({len(page.text):,} characters, {page.encoding})"
+    )
+    for reason, count in trial.extraction.dropped.most_common():
+        print(f"  dropped {count}: {reason}")
+    if records:
+        print()
+        print(format_table(records[: args.rows]))
+        if len(records) > args.rows:
+            print(f"... {len(records) - args.rows} more")
+    elif page_spec.pattern is not None:
+        pattern = page_spec.pattern
+        length, where = longest_matching_prefix(pattern, page.text)
+        if where is None:
+            print("Nothing matched, not even the start of the pattern.")
+        else:
+            line = page.text.count("\n", 0, where) + 1
+            print(
+                f"Nothing matched. The longest start of the pattern that matches is "
+                f"{length} of {len(pattern.pattern)} characters (first at line {line}):\n"
+                f"    {pattern.pattern[:length]}\n"
+                f"The page parts ways with the pattern at:\n"
+                f"    {pattern.pattern[length : length + 60]}"
+            )
+    for kind in dict.fromkeys(r.page for r in trial.extraction.requests):
+        links = [r.url for r in trial.extraction.requests if r.page == kind]
+        print(f"follow -> {kind}: {len(links)} links, e.g. {links[0]}")
+    return EXIT_OK if records else EXIT_FAILURES
+
+
+def _test(args: argparse.Namespace) -> int:
+    from scraper.callbacks import resolve_callbacks
+    from scraper.cassette import cassette_transport, default_cassette
+    from scraper.crawl import run_spider
+    from scraper.expect import ExpectationCheck
+    from scraper.spec import load_spiders
+
+    spider_path = Path(args.file)
+    spider_file = load_spiders(spider_path)
+    names = args.names or list(spider_file.spiders)
+    if args.cassette and len(names) != 1:
+        raise ScraperError("--cassette goes with exactly one spider NAME.")
+    logging.getLogger("scraper").setLevel(logging.ERROR)
+    results: list[tuple[str, str, str, list[str]]] = []
+    for name in names:
+        spider = spider_file.get(name)
+        path = Path(args.cassette or default_cassette(spider_path, name))
+        if not path.is_file():
+            results.append((name, "skip", "-", [f"no cassette at {path}"]))
+            continue
+        callbacks = resolve_callbacks(spider, spider_path.parent)
+        check = ExpectationCheck(spider.expect)
+        with cassette_transport(path, record=False) as transport:
+            stats, _ = run_spider(spider, check, callbacks=callbacks, transport=transport)
+        problems = check.problems(stats)
+        counts = f"{check.count} records, {stats.pages} pages"
+        results.append((name, "FAIL" if problems else "pass", counts, problems))
+    width = max(len(name) for name, *_ in results)
+    for name, verdict, counts, problems in results:
+        print(f"{verdict:<4}  {name:<{width}}  {counts}")
+        for problem in problems:
+            print(f"      {' ' * width}  - {problem}")
+    failed = sum(1 for _, verdict, _, _ in results if verdict == "FAIL")
+    passed = sum(1 for _, verdict, _, _ in results if verdict == "pass")
+    skipped = len(results) - failed - passed
+    print(f"{passed} passed, {failed} failed, {skipped} skipped")
+    return EXIT_FAILURES if failed else EXIT_OK
 
 
 class _Progress:

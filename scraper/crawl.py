@@ -24,7 +24,7 @@ from w3lib.url import canonicalize_url
 
 from scraper.callbacks import Callback
 from scraper.errors import FetchError, OutputError
-from scraper.export import JsonLinesWriter
+from scraper.export import RecordSink
 from scraper.extract import ExtractTimeout, extract
 from scraper.fetch import Fetcher, RobotsRules, make_client
 from scraper.models import Request
@@ -46,7 +46,7 @@ class Crawler:
     def __init__(
         self,
         spider: SpiderSpec,
-        writer: JsonLinesWriter,
+        writer: RecordSink,
         *,
         callbacks: Mapping[str, Callback] | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
@@ -216,7 +216,7 @@ class Crawler:
         self.stats.records += len(result.records)
         self.stats.dropped.update(result.dropped)
         if page_spec.pattern is not None and not result.records and not result.dropped:
-            self.stats.empty_pages[kind] += 1
+            self.stats.page_without_match(kind, page.url)
             log.info("no match on %s (page kind %r)", page.url, kind)
         for follow in result.requests:
             self._follow(queue, follow)
@@ -282,7 +282,7 @@ class _HostSlots:
 
 def run_spider(
     spider: SpiderSpec,
-    writer: JsonLinesWriter,
+    writer: RecordSink,
     **options: object,
 ) -> tuple[CrawlStats, signal.Signals | None]:
     """Run ``spider`` to the end in a new event loop; return its stats and stop signal."""

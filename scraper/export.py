@@ -14,10 +14,17 @@ import os
 import sys
 from collections.abc import Iterable
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 from scraper.errors import OutputError
 from scraper.models import Record
+
+
+class RecordSink(Protocol):
+    """Where a crawl puts records: a JSON Lines file, or a check in ``scraper test``."""
+
+    def write(self, records: Iterable[Record]) -> None:
+        """Take the records of one page."""
 
 
 class JsonLinesWriter:

@@ -157,9 +157,7 @@ class Fetcher:
         content_type = response.headers.get("content-type", "").lower()
         accepted = self.settings.content_types
         if content_type and "*" not in accepted and not any(t in content_type for t in accepted):
-            raise FetchError(
-                "not text", f"it is {content_type} (accepted: {', '.join(accepted)})"
-            )
+            raise FetchError("not text", f"it is {content_type} (accepted: {', '.join(accepted)})")
         limit = self.settings.max_bytes
         declared = response.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > limit:

@@ -6,6 +6,8 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 
+EMPTY_URLS_KEPT = 5
+
 
 @dataclass
 class CrawlStats:
@@ -17,8 +19,16 @@ class CrawlStats:
     dropped: Counter[str] = field(default_factory=Counter)
     skipped: Counter[str] = field(default_factory=Counter)
     empty_pages: Counter[str] = field(default_factory=Counter)
+    empty_urls: dict[str, list[str]] = field(default_factory=dict)
     started: float = field(default_factory=time.monotonic)
     finished: float | None = None
+
+    def page_without_match(self, kind: str, url: str) -> None:
+        """Count a page whose pattern matched nothing; keep its URL (the first few a kind)."""
+        self.empty_pages[kind] += 1
+        urls = self.empty_urls.setdefault(kind, [])
+        if len(urls) < EMPTY_URLS_KEPT:
+            urls.append(url)
 
     @property
     def elapsed(self) -> float:
@@ -53,11 +63,13 @@ class CrawlStats:
         ]
         if self.skipped:
             lines.append(f"links skipped:   {sum(self.skipped.values())}{_by_reason(self.skipped)}")
-        if self.empty_pages:
+        for kind, count in self.empty_pages.most_common():
             lines.append(
-                f"pages with no match: {sum(self.empty_pages.values())}"
-                f"{_by_reason(self.empty_pages)} (has the markup changed?)"
+                f"no match:        {count} pages of kind {kind!r} (has the markup changed?)"
             )
+            lines.extend(f"                 {url}" for url in self.empty_urls[kind])
+            if count > len(self.empty_urls[kind]):
+                lines.append(f"                 ... and {count - len(self.empty_urls[kind])} more")
         lines.append(f"elapsed:         {self.elapsed:.2f}s ({self.pages_per_second:.1f} pages/s)")
         return "\n".join(lines)
 

@@ -44,10 +44,19 @@ def _unescape(value: Any, page: Page) -> Any:
     return html.unescape(value) if isinstance(value, str) else value
 
 
+_BLOCK_TAG = regex.compile(
+    r"</?(?:p|div|br|hr|li|ul|ol|dl|dt|dd|td|th|tr|table|h[1-6]|section|article|header|"
+    r"footer|blockquote|pre)\b[^>]*>",
+    regex.IGNORECASE,
+)
+
+
 def _text(value: Any, page: Page) -> Any:
     if not isinstance(value, str):
         return value
     value = remove_comments(remove_tags_with_content(value, which_ones=("script", "style")))
+    # Block-level tags separate words (<td>A</td><td>B</td> is "A B"); inline ones do not.
+    value = _BLOCK_TAG.sub(" ", value)
     return " ".join(html.unescape(remove_tags(value)).split())
 
 

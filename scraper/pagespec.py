@@ -141,15 +141,15 @@ class PageReader(NodeReader):
     def flags(self, entries: Entries, where: str) -> int:
         if "flags" not in entries:
             return 0
-        node = entries["flags"][1]
         result = 0
-        for flag in self.strings(node, f"{where}: flags"):
+        for node in self.sequence(entries["flags"][1], f"{where}: flags"):
+            flag = self.text(node, f"{where}: flags")
             name = FLAG_ALIASES.get(flag.upper(), flag.upper())
             if name not in FLAGS:
                 raise self.error(
                     node,
-                    f"{where}: unknown flag {flag!r}; use any of {', '.join(FLAGS)}"
-                    f"{did_you_mean(name, list(FLAGS))}.",
+                    f"{where}: unknown flag {flag!r}{did_you_mean(name, list(FLAGS))}; "
+                    f"use any of {', '.join(FLAGS)}.",
                 )
             result |= FLAGS[name]
         return result
@@ -165,9 +165,8 @@ class PageReader(NodeReader):
         position = exc.pos if exc.pos is not None else 0
         mark = node.start_mark
         line, column = mark.line + 1, mark.column + 1
-        style = getattr(node, "style", None)
-        if "\n" not in source and style in ("'", '"', None):
-            column += position + (1 if style else 0)
+        if "\n" not in source:
+            column += _raw_offset(node, position)
         pointer = f"\n    {source}\n    {' ' * position}^" if "\n" not in source else ""
         return SpecError(
             f"{what} is not a valid regular expression: {exc.msg} at position {position}."
@@ -234,7 +233,11 @@ class PageReader(NodeReader):
                 argument = self.value(arg_node)
             else:
                 name, arg_node, argument = self.text(item, what), item, None
-            if name == "raw" and argument is None:
+            if name == "raw":
+                if argument is not None:
+                    raise self.error(
+                        arg_node, f"{what}: raw takes no argument; write it as a plain name."
+                    )
                 raw = True
                 continue
             if name not in PROCESSORS:
@@ -248,7 +251,12 @@ class PageReader(NodeReader):
             except ProcessorArgumentError as exc:
                 raise self.error(arg_node, f"{what}: {name} {exc}.") from None
             except regex.error as exc:
-                raise self.regex_error(arg_node, f"{what}: sub pattern", argument[0], exc) from None
+                pattern_node = (
+                    arg_node.value[0] if isinstance(arg_node, yaml.SequenceNode) else arg_node
+                )
+                raise self.regex_error(
+                    pattern_node, f"{what}: sub pattern", argument[0], exc
+                ) from None
         return tuple(built), raw
 
     def follow_rule(self, node: yaml.Node, where: str) -> FollowRule:
@@ -315,6 +323,30 @@ def _parse_template(
         raise reader.error(
             node, f"{where}: format {template!r} is not a valid template: {exc}."
         ) from None
+
+
+def _raw_offset(node: yaml.Node, position: int) -> int:
+    """Columns from a one-line scalar's start to its ``position``-th decoded character.
+
+    Quotes and escapes take room in the file but not in the value: ``''`` in
+    single quotes is one quote, a backslash escape in double quotes one character.
+    """
+    style = getattr(node, "style", None)
+    mark = node.start_mark
+    raw = mark.buffer[mark.index : node.end_mark.index] if mark.buffer else ""
+    if not raw or style not in ("'", '"'):
+        return position
+    index, decoded = 1, 0
+    escape_lengths = {"x": 4, "u": 6, "U": 10}
+    while decoded < position and index < len(raw):
+        if style == "'" and raw.startswith("''", index):
+            index += 2
+        elif style == '"' and raw[index] == "\\":
+            index += escape_lengths.get(raw[index + 1 : index + 2], 2)
+        else:
+            index += 1
+        decoded += 1
+    return index
 
 
 def _is_dotted_name(name: str) -> bool:

@@ -170,7 +170,11 @@ def parse_spiders(text: str, filename: str = "spiders.yaml") -> SpiderFile:
     if "defaults" in top:
         defaults = reader.settings(top["defaults"][1], CrawlSettings(), "defaults", ())
     if "spiders" not in top:
-        raise SpecError("the file has no 'spiders:' mapping.", reader.location(root.start_mark))
+        raise SpecError(
+            "the file has no 'spiders:' mapping; add 'spiders:' with one entry per spider "
+            "(see README.md, 'Spider format').",
+            reader.location(root.start_mark),
+        )
     spiders_node = top["spiders"][1]
     spiders: dict[str, SpiderSpec] = {}
     for name, (key_node, node) in reader.mapping(spiders_node, "spiders", None).items():
@@ -362,7 +366,9 @@ class _SpecReader(PageReader):
         for name, key_node in var_nodes.items():
             if name not in used:
                 raise self.error(
-                    key_node, f"{where}: vars defines {name!r} but no start URL uses {{{name}}}."
+                    key_node,
+                    f"{where}: vars defines {name!r} but no start URL uses {{{name}}}; "
+                    f"remove it, or use {{{name}}} in a start URL.",
                 )
         return tuple(requests)
 

@@ -25,15 +25,42 @@ def compose(text: str, filename: str) -> yaml.Node | None:
         return yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        problem = " ".join(filter(None, [exc.context, exc.problem]))
+        if exc.context_mark is not None and "quoted scalar" in (exc.context or ""):
+            mark = exc.context_mark  # where the unclosed quote opens, not the end of the file
         location = Location(filename, mark.line + 1, mark.column + 1) if mark else None
         raise SpecError(
-            f"this is not valid YAML: {problem}. Check the quoting and indentation here "
-            "(patterns are safest in single quotes).",
+            f"this is not valid YAML: {_yaml_problem(exc)}",
             location or Location(filename, 1, 1),
         ) from None
     except yaml.YAMLError as exc:
         raise SpecError(f"{filename}: this is not valid YAML: {exc}.") from None
+
+
+def _yaml_problem(exc: yaml.MarkedYAMLError) -> str:
+    problem = exc.problem or ""
+    if "'\\t'" in problem:
+        return "a tab character; YAML indents with spaces only. Replace the tab with spaces."
+    if "quoted scalar" in (exc.context or ""):
+        return (
+            "a quoted string opens here and is never closed. Close the quote (in single "
+            "quotes, write a quote inside the text as two: '')."
+        )
+    if "expected <block end>" in problem or "mapping values are not allowed" in problem:
+        return (
+            "the indentation is off here: entries of one mapping must start in the same "
+            "column, and a value that holds ': ' needs quotes."
+        )
+    described = " ".join(filter(None, [exc.context, problem]))
+    return (
+        f"{described}. Check the quoting and indentation here (patterns are safest in "
+        "single quotes)."
+    )
+
+
+STANDARD_TAGS = frozenset(
+    f"tag:yaml.org,2002:{name}"
+    for name in ("map", "seq", "str", "int", "float", "bool", "null", "timestamp", "binary")
+)
 
 
 class NodeReader:
@@ -52,6 +79,7 @@ class NodeReader:
     # -- plain values ---------------------------------------------------------
 
     def value(self, node: yaml.Node) -> Any:
+        self.check_tag(node)
         try:
             return self._constructor.construct_object(node, deep=True)
         except yaml.constructor.ConstructorError as exc:
@@ -61,10 +89,22 @@ class NodeReader:
                 "is allowed here.",
             ) from None
 
+    def check_tag(self, node: yaml.Node) -> None:
+        """Refuse tags that are not plain YAML types (``!!python/object``, say)."""
+        if node.tag not in STANDARD_TAGS:
+            tag = node.tag.replace("tag:yaml.org,2002:", "!!")
+            raise self.error(
+                node,
+                f"the tag {tag} is not allowed: spider files are plain YAML (strings, "
+                "numbers, lists, mappings) and never build Python objects. Remove the tag.",
+            )
+
     def typed(self, node: yaml.Node, kind: type[T] | tuple[type, ...], what: str, hint: str) -> T:
         value = self.value(node)
-        if isinstance(value, bool) and bool not in (kind if isinstance(kind, tuple) else (kind,)):
-            value = None  # YAML's yes/no are not numbers or strings here
+        kinds = kind if isinstance(kind, tuple) else (kind,)
+        if isinstance(value, bool) and bool not in kinds:
+            # YAML reads yes/no/on/off as booleans: name the value as it was written.
+            raise self.error(node, f"{what} must be {hint}, not {node.value!r}.")
         if not isinstance(value, kind):
             raise self.error(node, f"{what} must be {hint}, not {describe(value)}.")
         return value  # type: ignore[return-value]
@@ -88,12 +128,14 @@ class NodeReader:
         return [self.text(item, f"each entry of {what}") for item in node.value]
 
     def sequence(self, node: yaml.Node, what: str) -> list[yaml.Node]:
+        self.check_tag(node)
         if isinstance(node, yaml.SequenceNode):
             return list(node.value)
         return [node]
 
     def mapping(self, node: yaml.Node, what: str, allowed: tuple[str, ...] | None) -> Entries:
         """A mapping's entries by key; unknown keys (when ``allowed`` is given) are errors."""
+        self.check_tag(node)
         if not isinstance(node, yaml.MappingNode):
             raise self.error(node, f"{what} must be a mapping (key: value lines).")
         entries: Entries = {}

@@ -1,12 +1,13 @@
-"""The crawl loop: a frontier of requests, a pool of workers, and per-host limits.
+"""The crawl loop: workers taking requests from the frontier, within per-host limits.
 
-``Crawler.run()`` queues the spider's start URLs, then ``concurrency`` workers
-each take the next request, check it against the host's robots.txt, wait for a
+``Crawler.run()`` starts ``concurrency`` workers. Each takes the next request
+from the ``Frontier``, checks it against the host's robots.txt, waits for a
 slot of its host (``per_host`` at once, ``delay`` or ``Crawl-delay`` apart,
-slower after a 429/503), fetch it, extract it, write its records and queue the links it
-follows that are new, allowed and within ``max_depth``/``max_pages``. A page
-that fails is counted and logged; the crawl goes on. SIGINT/SIGTERM stop
-taking new requests and give the ones in flight a few seconds to finish.
+slower after a 429/503), fetches it, extracts it, writes its records and gives
+the links it found back to the frontier. A page that fails is counted and
+logged; the crawl goes on. The crawl ends when the frontier is empty and no
+page is in flight. SIGINT/SIGTERM stop taking new requests and give the ones
+in flight ``STOP_GRACE`` seconds to finish.
 """
 
 from __future__ import annotations
@@ -17,18 +18,19 @@ import random
 import signal
 import time
 from collections.abc import Callable, Mapping
-from urllib.parse import urlsplit
+from typing import Any
 
 import httpx
-from w3lib.url import canonicalize_url
 
 from scraper.callbacks import Callback
 from scraper.errors import FetchError, OutputError
-from scraper.export import RecordSink
-from scraper.extract import ExtractTimeout, extract
+from scraper.export import JsonLinesWriter, RecordSink
+from scraper.extract import Extraction, ExtractTimeout, extract
 from scraper.fetch import Fetcher, RobotsRules, make_client
-from scraper.models import Request
+from scraper.frontier import Frontier
+from scraper.models import Page, Request
 from scraper.spec import SpiderSpec
+from scraper.state import CrawlState
 from scraper.stats import CrawlStats
 
 log = logging.getLogger("scraper")
@@ -41,7 +43,11 @@ THROTTLE_PERIOD = 60.0
 
 
 class Crawler:
-    """Runs one spider to the end, writing its records to ``writer`` as pages come in."""
+    """Runs one spider to the end, writing its records to ``writer`` as pages come in.
+
+    With ``state``, what is admitted and done is kept in SQLite (see
+    ``scraper.state``), and the crawl continues from what the state holds.
+    """
 
     def __init__(
         self,
@@ -51,6 +57,7 @@ class Crawler:
         callbacks: Mapping[str, Callback] | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         on_progress: Callable[[CrawlStats], None] | None = None,
+        state: CrawlState | None = None,
     ) -> None:
         self.spider = spider
         self.settings = spider.settings
@@ -58,44 +65,41 @@ class Crawler:
         self.callbacks = callbacks or {}
         self.transport = transport
         self.on_progress = on_progress
+        self.state = state
         self.stats = CrawlStats()
         self.stopped_by: signal.Signals | None = None
-        self._seen: set[str] = set()
-        self._queued = 0
         self._hosts: dict[str, _HostSlots] = {}
-        self._allowed = self.settings.allowed_domains or tuple(
-            dict.fromkeys(urlsplit(s.url).hostname or "" for s in spider.start)
-        )
         self._stop = asyncio.Event()
+        self._changed = asyncio.Event()
+        self._in_flight = 0
         self._fatal: Exception | None = None
         self._robots: RobotsRules | None = None
 
     async def run(self) -> CrawlStats:
         """Crawl until no request is left (or a stop signal); return the stats."""
-        self._stop = asyncio.Event()
         self.stats = CrawlStats()
-        queue: asyncio.Queue[Request] = asyncio.Queue()
-        for start in self.spider.start:
-            self._schedule(queue, Request(start.url, start.page or self.spider.first_page))
+        self.frontier = Frontier(self.spider, self.stats, self.state)
+        self._stop = asyncio.Event()
+        self._changed = asyncio.Event()
         client = make_client(self.settings, self.transport)
-        fetcher = Fetcher(client, self.settings, self.allows, self._throttle)
+        fetcher = Fetcher(client, self.settings, self.frontier.allows, self._throttle)
         self._robots = RobotsRules(fetcher) if self.settings.robots else None
-        workers = [
-            asyncio.create_task(self._work(queue, fetcher))
-            for _ in range(self.settings.concurrency)
-        ]
-        watchers = [asyncio.create_task(self._report_progress())] if self.on_progress else []
+        workers = asyncio.gather(*(self._work(fetcher) for _ in range(self.settings.concurrency)))
+        stopping = asyncio.create_task(self._stop.wait())
+        progress = asyncio.create_task(self._report_progress()) if self.on_progress else None
         self._install_signal_handlers()
         try:
-            joined = asyncio.create_task(queue.join())
-            stopping = asyncio.create_task(self._stop.wait())
-            await asyncio.wait({joined, stopping}, return_when=asyncio.FIRST_COMPLETED)
-            if not joined.done() and self._fatal is None:
-                log.warning("stopping: finishing the pages in flight (up to %.0fs)", STOP_GRACE)
-                await asyncio.wait({joined}, timeout=STOP_GRACE)
-            for task in (joined, stopping, *workers, *watchers):
-                task.cancel()
-            await asyncio.gather(joined, stopping, *workers, *watchers, return_exceptions=True)
+            waiting: set[asyncio.Future[Any]] = {workers, stopping}
+            await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+            if not workers.done():
+                if self._fatal is None:
+                    log.warning("stopping: finishing the pages in flight (up to %.0fs)", STOP_GRACE)
+                self._notify()
+                await asyncio.wait({workers}, timeout=STOP_GRACE)
+            for task in (workers, stopping, progress):
+                if task is not None:
+                    task.cancel()
+            await asyncio.gather(workers, stopping, return_exceptions=True)
         finally:
             self._remove_signal_handlers()
             await client.aclose()
@@ -110,12 +114,93 @@ class Crawler:
         self._stop.set()
 
     def allows(self, url: str) -> bool:
-        """Whether ``url`` is http(s) on an allowed domain (or a subdomain of one)."""
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https"):
-            return False
-        host = (parts.hostname or "").lower()
-        return any(host == d or host.endswith("." + d) for d in self._allowed)
+        """Whether links to ``url`` may be followed (http(s), within allowed_domains)."""
+        return self.frontier.allows(url)
+
+    async def _work(self, fetcher: Fetcher) -> None:
+        while not self._stop.is_set():
+            request = self.frontier.next()
+            if request is None:
+                if self._in_flight == 0:
+                    self._notify()  # the crawl is over: wake the others so they end too
+                    return
+                await self._changed.wait()
+                continue
+            self._in_flight += 1
+            try:
+                await self._process(fetcher, request)
+            except (OSError, OutputError) as exc:  # the output is gone: stop, report it
+                self._fatal = self._fatal or exc
+                self._stop.set()
+            finally:
+                self._in_flight -= 1
+                self._notify()
+
+    def _notify(self) -> None:
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    async def _process(self, fetcher: Fetcher, request: Request) -> None:
+        host = self._host(request.host)
+        if self._robots is not None:
+            if not await self._robots.allows(request.url):
+                self.stats.skipped["robots.txt"] += 1
+                log.info("not fetching %s: disallowed by robots.txt", request.url)
+                self._finish(request)
+                return
+            host.delay = max(self.settings.delay, await self._robots.crawl_delay(request.url))
+        async with host:
+            try:
+                page = await fetcher.fetch(request)
+            except FetchError as failure:
+                self.stats.failed[failure.reason] += 1
+                log.warning("failed %s: %s", request.url, failure.detail)
+                self._finish(request, failed=True)
+                return
+        kind = request.page or self.spider.first_page
+        result = self._extract(page, kind)
+        if result is None:
+            self._finish(request, failed=True)
+            return
+        self.writer.write(result.records)
+        self.stats.pages += 1
+        self.stats.records += len(result.records)
+        self.stats.dropped.update(result.dropped)
+        if self.spider.pages[kind].pattern is not None and not (result.records or result.dropped):
+            self.stats.page_without_match(kind, page.url)
+            log.info("no match on %s (page kind %r)", page.url, kind)
+        for link in result.requests:
+            self.frontier.follow(link)
+        self._finish(request)
+
+    def _extract(self, page: Page, kind: str) -> Extraction | None:
+        page_spec = self.spider.pages[kind]
+        try:
+            return extract(page, page_spec, self.spider, self.callbacks.get(kind))
+        except ExtractTimeout as timeout:
+            self.stats.failed["extract timeout"] += 1
+            log.warning(
+                "failed %s: the patterns took over %ss (extract_timeout); stopped in %r",
+                page.url,
+                self.settings.extract_timeout,
+                timeout.args[0],
+            )
+        except Exception as exc:  # a user's callback may fail in any way; one page is lost
+            self.stats.failed["callback error"] += 1
+            log.warning(
+                "failed %s: callback %s raised %s: %s",
+                page.url,
+                page_spec.callback,
+                type(exc).__name__,
+                exc,
+            )
+        return None
+
+    def _finish(self, request: Request, *, failed: bool = False) -> None:
+        if self.state is not None:
+            self.frontier.finish(request, failed=failed)
+            size = self.writer.size if isinstance(self.writer, JsonLinesWriter) else 0
+            self.state.commit(size)
 
     def _throttle(self, host: str, seconds: float) -> None:
         log.warning("%s asks us to slow down: pausing it for %.1fs", host, seconds)
@@ -128,98 +213,6 @@ class Crawler:
             slots = _HostSlots(settings.per_host, settings.delay, settings.jitter)
             self._hosts[host] = slots
         return slots
-
-    def _schedule(self, queue: asyncio.Queue[Request], request: Request) -> None:
-        max_pages = self.settings.max_pages
-        if max_pages is not None and self._queued >= max_pages:
-            self.stats.skipped["max_pages"] += 1
-            return
-        key = canonicalize_url(request.url)
-        if key in self._seen:
-            return
-        self._seen.add(key)
-        self._queued += 1
-        queue.put_nowait(request)
-
-    def _follow(self, queue: asyncio.Queue[Request], request: Request) -> None:
-        if not self.allows(request.url):
-            self.stats.skipped["offsite"] += 1
-            log.debug("not following %s: outside allowed_domains", request.url)
-            return
-        max_depth = self.settings.max_depth
-        if max_depth is not None and request.depth > max_depth:
-            self.stats.skipped["max_depth"] += 1
-            return
-        only, skip = self.settings.only, self.settings.skip
-        if only and not any(pattern.search(request.url) for pattern in only):
-            self.stats.skipped["not in only"] += 1
-            return
-        if any(pattern.search(request.url) for pattern in skip):
-            self.stats.skipped["skip"] += 1
-            return
-        self._schedule(queue, request)
-
-    async def _work(self, queue: asyncio.Queue[Request], fetcher: Fetcher) -> None:
-        while True:
-            request = await queue.get()
-            try:
-                if not self._stop.is_set():
-                    await self._process(queue, fetcher, request)
-            except (OSError, OutputError) as exc:  # the output is gone: stop, report it
-                self._fatal = self._fatal or exc
-                self._stop.set()
-            finally:
-                queue.task_done()
-
-    async def _process(
-        self, queue: asyncio.Queue[Request], fetcher: Fetcher, request: Request
-    ) -> None:
-        host = self._host(request.host)
-        if self._robots is not None:
-            if not await self._robots.allows(request.url):
-                self.stats.skipped["robots.txt"] += 1
-                log.info("not fetching %s: disallowed by robots.txt", request.url)
-                return
-            host.delay = max(self.settings.delay, await self._robots.crawl_delay(request.url))
-        async with host:
-            try:
-                page = await fetcher.fetch(request)
-            except FetchError as failure:
-                self.stats.failed[failure.reason] += 1
-                log.warning("failed %s: %s", request.url, failure.detail)
-                return
-        kind = request.page or self.spider.first_page
-        page_spec = self.spider.pages[kind]
-        try:
-            result = extract(page, page_spec, self.spider, self.callbacks.get(kind))
-        except ExtractTimeout as timeout:
-            self.stats.failed["extract timeout"] += 1
-            log.warning(
-                "failed %s: the patterns took over %ss (extract_timeout); slowest was %r",
-                page.url,
-                self.settings.extract_timeout,
-                timeout.args[0],
-            )
-            return
-        except Exception as exc:  # a user's callback may fail in any way; one page is lost
-            self.stats.failed["callback error"] += 1
-            log.warning(
-                "failed %s: callback %s raised %s: %s",
-                page.url,
-                page_spec.callback,
-                type(exc).__name__,
-                exc,
-            )
-            return
-        self.stats.pages += 1
-        self.writer.write(result.records)
-        self.stats.records += len(result.records)
-        self.stats.dropped.update(result.dropped)
-        if page_spec.pattern is not None and not result.records and not result.dropped:
-            self.stats.page_without_match(kind, page.url)
-            log.info("no match on %s (page kind %r)", page.url, kind)
-        for follow in result.requests:
-            self._follow(queue, follow)
 
     async def _report_progress(self) -> None:
         assert self.on_progress is not None

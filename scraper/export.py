@@ -8,6 +8,7 @@ is raised.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -33,6 +34,8 @@ class JsonLinesWriter:
     def __init__(self, path: str | Path | None = None, *, append: bool = False) -> None:
         self.path = Path(path) if path is not None else None
         self.count = 0
+        self.size = 0
+        """Bytes in the output file after the last write (0 for stdout)."""
         self._stream: IO[bytes] | None = None
         self._fd: int
         if self.path is None:
@@ -47,6 +50,7 @@ class JsonLinesWriter:
                 f"cannot write the output {self.path}: {exc.strerror}. "
                 "Choose a path in a writable folder with -o PATH."
             ) from None
+        self.size = os.lseek(self._fd, 0, os.SEEK_END)
         self._check_space()
 
     def write(self, records: Iterable[Record]) -> None:
@@ -71,19 +75,20 @@ class JsonLinesWriter:
             self._fd = -1
 
     def _write_whole(self, data: bytes) -> None:
-        start = os.lseek(self._fd, 0, os.SEEK_END)
         view = memoryview(data)
         try:
             while view:
                 written = os.write(self._fd, view)
                 view = view[written:]
         except OSError as exc:
-            os.ftruncate(self._fd, start)
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._fd, self.size)
             reason = "the disk is full" if exc.errno == errno.ENOSPC else exc.strerror
             raise OutputError(
                 f"writing {self.path} failed: {reason}. The {self.count} records before "
                 "this page are in the file, complete."
             ) from None
+        self.size += len(data)
 
     def _check_space(self) -> None:
         assert self.path is not None

@@ -15,6 +15,7 @@ import codecs
 import logging
 import random
 import re
+import zlib
 from collections.abc import Callable
 from email.utils import parsedate_to_datetime
 from urllib.parse import urljoin, urlsplit
@@ -31,6 +32,8 @@ log = logging.getLogger("scraper")
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 THROTTLE_STATUSES = frozenset({429, 503})
 MAX_BACKOFF = 30.0
+ACCEPT_ENCODINGS = ("gzip", "deflate")
+"""Compressions we inflate ourselves, within ``max_bytes`` (see ``_BodyReader``)."""
 DEFAULT_THROTTLE = 5.0
 """Seconds a host is paused after a 429/503 that gives no Retry-After."""
 
@@ -54,9 +57,10 @@ def make_client(
             limits=httpx.Limits(max_connections=settings.concurrency),
             proxy=httpx.Proxy(settings.proxy) if settings.proxy else None,
         )
+    headers = {"Accept-Encoding": ", ".join(ACCEPT_ENCODINGS), **settings.headers}
     return httpx.AsyncClient(
         transport=transport,
-        headers=dict(settings.headers),
+        headers=headers,
         timeout=httpx.Timeout(settings.timeout),
         follow_redirects=False,
     )
@@ -134,6 +138,10 @@ class Fetcher:
         except NotInCassette as exc:
             raise FetchError("not in cassette", str(exc)) from None
         except httpx.TimeoutException as exc:
+            cause = exc.__cause__
+            if isinstance(cause, OSError) and not isinstance(cause, TimeoutError):
+                # httpx-aiohttp reports a refused connection as a ConnectTimeout
+                raise _Retryable("connect error", _detail(exc)) from None
             raise _Retryable("timeout", _detail(exc)) from None
         except httpx.UnsupportedProtocol as exc:
             raise FetchError("bad url", _detail(exc)) from None
@@ -149,7 +157,10 @@ class Fetcher:
             if status in THROTTLE_STATUSES:
                 retry_after = _retry_after(response.headers.get("retry-after"))
                 raise _Retryable(
-                    reason, f"answered {status}", retry_after or DEFAULT_THROTTLE, True
+                    reason,
+                    f"answered {status}",
+                    DEFAULT_THROTTLE if retry_after is None else retry_after,
+                    True,
                 )
             if status >= 500 or status == 408:
                 raise _Retryable(reason, f"answered {status}")
@@ -162,21 +173,15 @@ class Fetcher:
         declared = response.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > limit:
             raise FetchError("too large", f"it declares {declared} bytes (max_bytes: {limit})")
-        chunks: list[bytes] = []
-        size = 0
+        body = _BodyReader(response.headers.get("content-encoding", ""), limit)
         try:
-            async for chunk in response.aiter_bytes():
-                size += len(chunk)
-                if size > limit:
-                    raise FetchError("too large", f"the body is over max_bytes ({limit} bytes)")
-                chunks.append(chunk)
-        except httpx.DecodingError as exc:
-            raise FetchError("bad encoding", _detail(exc)) from None
+            async for chunk in response.aiter_raw():
+                body.feed(chunk)
+            content = body.finish()
         except httpx.TimeoutException as exc:
             raise _Retryable("timeout", _detail(exc)) from None
         except httpx.HTTPError as exc:
             raise _Retryable("broken body", _detail(exc)) from None
-        content = b"".join(chunks)
         text, encoding = decode(content, response.charset_encoding)
         return Page(
             url=url,
@@ -187,6 +192,59 @@ class Fetcher:
             encoding=encoding,
             request=request,
         )
+
+
+class _BodyReader:
+    """Decompresses a body as it arrives, never past ``limit`` bytes of output.
+
+    httpx would inflate each compressed chunk whole before we could count it, so
+    a gzip bomb's chunk of 64 KiB could cost hundreds of MiB; here no more than
+    ``limit`` + 1 bytes are ever inflated.
+    """
+
+    def __init__(self, content_encoding: str, limit: int) -> None:
+        self.limit = limit
+        self.size = 0
+        self._chunks: list[bytes] = []
+        self._inflate: zlib._Decompress | None = None
+        encodings = [e.strip() for e in content_encoding.lower().split(",") if e.strip()]
+        encodings = [e for e in encodings if e != "identity"]
+        if len(encodings) > 1 or (encodings and encodings[0] not in ACCEPT_ENCODINGS):
+            raise FetchError(
+                "bad encoding", f"Content-Encoding {content_encoding} is not supported"
+            )
+        if encodings:
+            # 47: zlib or gzip header, detected; raw deflate is handled in feed()
+            self._inflate = zlib.decompressobj(47)
+
+    def feed(self, chunk: bytes) -> None:
+        if self._inflate is None:
+            self._take(chunk)
+            return
+        try:
+            data = self._inflate.decompress(chunk, self.limit - self.size + 1)
+            self._take(data)
+            while self._inflate.unconsumed_tail:
+                tail = self._inflate.unconsumed_tail
+                self._take(self._inflate.decompress(tail, self.limit - self.size + 1))
+        except zlib.error as exc:
+            if self.size == 0 and not self._chunks:
+                self._inflate = zlib.decompressobj(-15)  # a bare deflate stream, as some send
+                self.feed(chunk)
+                return
+            raise FetchError("bad encoding", f"the compressed body is broken: {exc}") from None
+
+    def finish(self) -> bytes:
+        if self._inflate is not None:
+            self._take(self._inflate.flush())
+        return b"".join(self._chunks)
+
+    def _take(self, data: bytes) -> None:
+        self.size += len(data)
+        if self.size > self.limit:
+            raise FetchError("too large", f"the body is over max_bytes ({self.limit} bytes)")
+        if data:
+            self._chunks.append(data)
 
 
 class RobotsRules:

@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import difflib
 import itertools
+import math
 import string
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import regex
 import yaml
@@ -29,7 +31,17 @@ from scraper.errors import Location, SpecError, SpiderNotFound
 from scraper.pagespec import PAGE_KEYS, FollowRule, PageReader, PageSpec, unknown_page
 from scraper.yamlnodes import Entries, compose
 
-__all__ = ["CrawlSettings", "FollowRule", "PageSpec", "SpiderFile", "SpiderSpec", "StartRequest"]
+__all__ = [
+    "CrawlSettings",
+    "Expectations",
+    "FollowRule",
+    "PageSpec",
+    "SpiderFile",
+    "SpiderSpec",
+    "StartRequest",
+    "StartTemplate",
+    "StartURLs",
+]
 
 DEFAULT_USER_AGENT = "scraper/0.1 (+https://github.com/scraper/scraper)"
 TEXT_TYPES = ("text/", "application/xhtml+xml", "application/xml", "application/json", "+xml")
@@ -75,6 +87,52 @@ class StartRequest:
     page: str | None = None
 
 
+@dataclass(frozen=True)
+class StartTemplate:
+    """A ``start`` entry: a URL template and the values of the vars it uses.
+
+    The URLs are made one at a time as they are iterated, so a range of a
+    million values costs no memory.
+    """
+
+    template: str
+    page: str | None = None
+    variables: tuple[tuple[str, Sequence[Any]], ...] = ()
+
+    def __iter__(self) -> Iterator[StartRequest]:
+        names = [name for name, _ in self.variables]
+        for values in itertools.product(*(values for _, values in self.variables)):
+            url = self.template.format(**dict(zip(names, values, strict=True)))
+            yield StartRequest(url, self.page)
+
+    def __len__(self) -> int:
+        return math.prod(len(values) for _, values in self.variables)
+
+
+@dataclass(frozen=True)
+class StartURLs:
+    """All start URLs of a spider, in order, made lazily from its templates."""
+
+    templates: tuple[StartTemplate, ...] = ()
+
+    def __iter__(self) -> Iterator[StartRequest]:
+        for template in self.templates:
+            yield from template
+
+    def __len__(self) -> int:
+        return sum(len(template) for template in self.templates)
+
+    def hosts(self) -> tuple[str, ...]:
+        """The host names of the start URLs (the default ``allowed_domains``)."""
+        hosts: dict[str, None] = {}
+        for template in self.templates:
+            netloc = template.template.split("/")[2] if "//" in template.template else ""
+            requests = template if "{" in netloc else itertools.islice(template, 1)
+            for request in requests:
+                hosts[(urlsplit(request.url).hostname or "").lower()] = None
+        return tuple(hosts)
+
+
 @dataclass(frozen=True, kw_only=True)
 class Expectations:
     """What ``scraper test`` checks a replayed run against (``expect:`` in the YAML)."""
@@ -94,7 +152,7 @@ class SpiderSpec:
 
     name: str
     description: str
-    start: tuple[StartRequest, ...]
+    start: StartURLs
     pages: Mapping[str, PageSpec]
     settings: CrawlSettings
     constants: Mapping[str, Any] = field(default_factory=dict)
@@ -322,8 +380,8 @@ class _SpecReader(PageReader):
         entries: Entries,
         where: str,
         pages: Mapping[str, PageSpec],
-    ) -> tuple[StartRequest, ...]:
-        variables: dict[str, list[Any]] = {}
+    ) -> StartURLs:
+        variables: dict[str, Sequence[Any]] = {}
         var_nodes: dict[str, yaml.Node] = {}
         if "vars" in entries:
             for key, (key_node, node) in self.mapping(
@@ -332,7 +390,7 @@ class _SpecReader(PageReader):
                 variables[key] = self.variable(node, f"{where}: vars: {key}")
                 var_nodes[key] = key_node
         used: set[str] = set()
-        requests: list[StartRequest] = []
+        templates: list[StartTemplate] = []
         for item in self.sequence(entries["start"][1], f"{where}: start"):
             page = None
             url_node = item
@@ -355,14 +413,15 @@ class _SpecReader(PageReader):
                         "add it under vars (a list, or {range: [start, stop, step]}).",
                     )
             used.update(names)
-            order = list(dict.fromkeys(names))
-            for combination in itertools.product(*(variables[n] for n in order)):
-                url = template.format(**dict(zip(order, combination, strict=True)))
-                if not url.startswith(("http://", "https://")):
+            order = tuple((name, variables[name]) for name in dict.fromkeys(names))
+            start = StartTemplate(template, page, order)
+            for request in itertools.islice(start, 1):
+                if not request.url.startswith(("http://", "https://")):
                     raise self.error(
-                        url_node, f"{where}: start URL {url!r} must begin with http:// or https://."
+                        url_node,
+                        f"{where}: start URL {request.url!r} must begin with http:// or https://.",
                     )
-                requests.append(StartRequest(url, page))
+            templates.append(start)
         for name, key_node in var_nodes.items():
             if name not in used:
                 raise self.error(
@@ -370,9 +429,9 @@ class _SpecReader(PageReader):
                     f"{where}: vars defines {name!r} but no start URL uses {{{name}}}; "
                     f"remove it, or use {{{name}}} in a start URL.",
                 )
-        return tuple(requests)
+        return StartURLs(tuple(templates))
 
-    def variable(self, node: yaml.Node, what: str) -> list[Any]:
+    def variable(self, node: yaml.Node, what: str) -> Sequence[Any]:
         if isinstance(node, yaml.MappingNode):
             parts = self.mapping(node, what, ("range",))
             if "range" not in parts:
@@ -389,11 +448,12 @@ class _SpecReader(PageReader):
                     f"{what}: range must be [stop], [start, stop] or [start, stop, step] "
                     "in whole numbers, step not 0 (stop is excluded, as in Python).",
                 )
-            values: list[Any] = list(range(*bounds))
+            values: Sequence[Any] = range(*bounds)
         else:
             values = self.value(node)
             if not isinstance(values, list):
                 values = [values]
+            values = tuple(values)
         if not values:
             raise self.error(node, f"{what} gives no values, so no start URL would be made.")
         return values

@@ -21,7 +21,7 @@ from scraper.extract import Extraction, ExtractTimeout, extract
 from scraper.fetch import Fetcher, decode, make_client
 from scraper.models import Page, Request
 from scraper.pagespec import FLAG_ALIASES, FLAGS, WHOLE_MATCH_FIELD, PageSpec
-from scraper.spec import CrawlSettings, SpiderSpec
+from scraper.spec import CrawlSettings, SpiderSpec, StartURLs
 
 PREFIX_SEARCH_TIMEOUT = 0.2
 PREFIX_SEARCH_BUDGET = 5.0
@@ -109,7 +109,7 @@ def run_trial(page: Page, page_spec: PageSpec, spider: SpiderSpec) -> Trial:
 
 def adhoc_spider(page_spec: PageSpec) -> SpiderSpec:
     """A spider around one page kind, with default settings."""
-    return SpiderSpec("try", "", (), {page_spec.name: page_spec}, CrawlSettings())
+    return SpiderSpec("try", "", StartURLs(), {page_spec.name: page_spec}, CrawlSettings())
 
 
 def longest_matching_prefix(pattern: regex.Pattern[str], text: str) -> tuple[int, int | None]:

@@ -240,6 +240,16 @@ class _Handler(BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self._stream(filler(size, chunk))
 
+    def _fault_chunked(self, route: _Route, size: int = 50_000_000, chunk: int = 1 << 16) -> None:
+        """``size`` bytes of filler with Transfer-Encoding: chunked, so no Content-Length."""
+        self.send_response(200)
+        self.send_header("Content-Type", HTML)
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        self._stream(b"%x\r\n%s\r\n" % (len(part), part) for part in filler(size, chunk))
+        if not self.close_connection:
+            self.wfile.write(b"0\r\n\r\n")
+
     def _fault_gzip(self, route: _Route, body: Body = b"<p>gz</p>", bomb_size: int = 0) -> None:
         data = gzip_bomb(bomb_size) if bomb_size else zlib.compress(_as_bytes(body), wbits=31)
         self._send(200, data, headers={"Content-Encoding": "gzip"})

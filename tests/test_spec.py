@@ -163,14 +163,14 @@ def test_a_pattern_without_groups_has_the_field_match() -> None:
 
 
 def test_start_as_a_list_of_urls_and_url_page_entries(spider_file: SpiderFile) -> None:
-    assert spider_file.get("douban").start == (
+    assert tuple(spider_file.get("douban").start) == (
         StartRequest("https://movie.douban.com/top250"),
         StartRequest("https://movie.douban.com/subject/1292052/", "detail"),
     )
 
 
 def test_a_range_var_expands_one_start_url_into_many(spider_file: SpiderFile) -> None:
-    assert spider_file.get("maoyan").start == (
+    assert tuple(spider_file.get("maoyan").start) == (
         StartRequest("https://maoyan.com/board/4?offset=0"),
         StartRequest("https://maoyan.com/board/4?offset=10"),
         StartRequest("https://maoyan.com/board/4?offset=20"),

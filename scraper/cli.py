@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 from scraper.errors import ScraperError
 
 if TYPE_CHECKING:
+    from scraper.state import CrawlState
     from scraper.stats import CrawlStats
 
 EXIT_OK, EXIT_FAILURES, EXIT_USAGE = 0, 1, 2
@@ -107,6 +108,14 @@ def _parser() -> argparse.ArgumentParser:
         "--cassette",
         metavar="PATH",
         help="the cassette for --offline/--record (default: spiders/cassettes/NAME.yaml)",
+    )
+    run.add_argument(
+        "--resume",
+        action="store_true",
+        help="keep the crawl state beside the output (-o) and continue from it if it exists",
+    )
+    run.add_argument(
+        "--state", metavar="PATH", help="the state file for --resume (default: OUTPUT.state)"
     )
     run.add_argument(
         "-q", "--quiet", action="store_true", help="no progress display and no stats summary"
@@ -205,14 +214,24 @@ def _run(args: argparse.Namespace) -> int:
     callbacks = resolve_callbacks(spider, spider_path.parent)
     if args.cassette and not (args.offline or args.record):
         raise ScraperError("--cassette goes with --offline or --record.")
+    if (args.resume or args.state) and not args.output:
+        raise ScraperError("--resume needs an output file: add -o PATH.")
+    if args.state and not args.resume:
+        raise ScraperError("--state goes with --resume.")
     with ExitStack() as stack:
         transport = None
         if args.offline or args.record:
-            path = (
-                Path(args.cassette) if args.cassette else default_cassette(spider_path, args.name)
-            )
+            path = Path(args.cassette or default_cassette(spider_path, args.name))
             transport = stack.enter_context(cassette_transport(path, record=args.record))
-        writer = JsonLinesWriter(args.output)
+        state = None
+        if args.output:
+            state_path = Path(args.state or f"{args.output}.state")
+            if args.resume:
+                state = _open_state(state_path, Path(args.output), spider.name)
+                stack.callback(state.close)
+            else:
+                _remove_state(state_path)  # a fresh output makes an old state meaningless
+        writer = JsonLinesWriter(args.output, append=state is not None)
         stack.callback(writer.close)
         progress = _Progress() if not args.quiet and sys.stderr.isatty() else None
         stats, stopped_by = run_spider(
@@ -221,6 +240,7 @@ def _run(args: argparse.Namespace) -> int:
             callbacks=callbacks,
             transport=transport,
             on_progress=progress.show if progress else None,
+            state=state,
         )
         if progress:
             progress.clear()
@@ -229,6 +249,33 @@ def _run(args: argparse.Namespace) -> int:
     if stopped_by is not None:
         return EXIT_BY_SIGNAL.get(stopped_by, EXIT_FAILURES)
     return EXIT_FAILURES if stats.failures else EXIT_OK
+
+
+def _open_state(path: Path, output: Path, spider: str) -> CrawlState:
+    """Open (or start) the crawl state; cut the output back to what the state vouches for."""
+    from scraper.state import CrawlState
+
+    resuming = path.is_file()
+    state = CrawlState(path, spider)
+    if resuming:
+        size = state.output_size
+        have = output.stat().st_size if output.exists() else 0
+        if have < size:
+            state.close()
+            raise ScraperError(
+                f"{output} holds {have} bytes but {path} vouches for {size}: the output was "
+                f"changed since. Remove {path} to start over."
+            )
+        os.truncate(output, size)  # records of pages not marked done are fetched again
+        print(f"scraper: resuming from {path}", file=sys.stderr)
+    elif output.exists():
+        output.unlink()
+    return state
+
+
+def _remove_state(path: Path) -> None:
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
 
 
 def _try(args: argparse.Namespace) -> int:

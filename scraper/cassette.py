@@ -28,7 +28,11 @@ def default_cassette(spider_file: Path, spider_name: str) -> Path:
 
 @contextmanager
 def cassette_transport(
-    path: Path, *, record: bool, inner: httpx.AsyncBaseTransport | None = None
+    path: Path,
+    *,
+    record: bool,
+    inner: httpx.AsyncBaseTransport | None = None,
+    spider: str = "NAME",
 ) -> Iterator[httpx.AsyncBaseTransport]:
     """A transport that records into ``path`` (``record=True``) or replays it.
 
@@ -43,7 +47,7 @@ def cassette_transport(
         path.unlink(missing_ok=True)
     elif not path.is_file():
         raise CassetteError(
-            f"no cassette at {path}: record one first with 'scraper run NAME --record' "
+            f"no cassette at {path}: record one first with 'scraper run {spider} --record' "
             "(needs the network), or name another with --cassette PATH."
         )
     recorder = vcr.VCR(

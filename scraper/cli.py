@@ -18,7 +18,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from scraper.errors import ScraperError
+from scraper.errors import CassetteError, ScraperError
 
 if TYPE_CHECKING:
     from scraper.state import CrawlState
@@ -118,7 +118,10 @@ def _parser() -> argparse.ArgumentParser:
         "--state", metavar="PATH", help="the state file for --resume (default: OUTPUT.state)"
     )
     run.add_argument(
-        "-q", "--quiet", action="store_true", help="no progress display and no stats summary"
+        "-q",
+        "--quiet",
+        action="store_true",
+        help="no progress display and no stats summary (failed pages are still logged)",
     )
     run.set_defaults(handler=_run)
 
@@ -169,10 +172,7 @@ def _configure_logging(args: argparse.Namespace) -> None:
     logger = logging.getLogger("scraper")
     logger.handlers[:] = [handler]
     logger.propagate = False
-    level = logging.INFO if args.verbose else logging.WARNING
-    if getattr(args, "quiet", False):
-        level = logging.ERROR
-    logger.setLevel(level)
+    logger.setLevel(logging.INFO if args.verbose else logging.WARNING)
 
 
 def _list(args: argparse.Namespace) -> int:
@@ -187,6 +187,7 @@ def _list(args: argparse.Namespace) -> int:
 
 def _check(args: argparse.Namespace) -> int:
     from scraper.callbacks import resolve_callbacks
+    from scraper.lint import pattern_warnings
     from scraper.spec import load_spiders
 
     spider_file = load_spiders(args.file)
@@ -194,6 +195,8 @@ def _check(args: argparse.Namespace) -> int:
     for name in names:
         spider = spider_file.get(name)
         resolve_callbacks(spider, Path(args.file).parent)
+        for warning in pattern_warnings(spider):
+            print(f"scraper: warning: {warning}", file=sys.stderr)
         pages = len(spider.pages)
         print(
             f"ok  {name}: {len(spider.start)} start URL(s), {pages} page kind(s)",
@@ -222,7 +225,9 @@ def _run(args: argparse.Namespace) -> int:
         transport = None
         if args.offline or args.record:
             path = Path(args.cassette or default_cassette(spider_path, args.name))
-            transport = stack.enter_context(cassette_transport(path, record=args.record))
+            transport = stack.enter_context(
+                cassette_transport(path, record=args.record, spider=spider.name)
+            )
         state = None
         if args.output:
             state_path = Path(args.state or f"{args.output}.state")
@@ -317,7 +322,9 @@ def _try(args: argparse.Namespace) -> int:
             transport = None
             if args.offline:
                 path = Path(args.cassette or default_cassette(spider_path, spider.name))
-                transport = stack.enter_context(cassette_transport(path, record=False))
+                transport = stack.enter_context(
+                    cassette_transport(path, record=False, spider=spider.name)
+                )
             page = load_page(source, spider.settings, transport)
         trial = run_trial(page, page_spec, spider)
     records = trial.extraction.records
@@ -333,7 +340,7 @@ def _try(args: argparse.Namespace) -> int:
         print(format_table(records[: args.rows]))
         if len(records) > args.rows:
             print(f"... {len(records) - args.rows} more")
-    elif page_spec.pattern is not None:
+    elif page_spec.pattern is not None and not dropped:
         pattern = page_spec.pattern
         length, where = longest_matching_prefix(pattern, page.text)
         if where is None:
@@ -370,12 +377,14 @@ def _test(args: argparse.Namespace) -> int:
     for name in names:
         spider = spider_file.get(name)
         path = Path(args.cassette or default_cassette(spider_path, name))
+        if args.cassette and not path.is_file():
+            raise CassetteError(f"no cassette at {path}: check the path given to --cassette.")
         if not path.is_file():
             results.append((name, "skip", "-", [f"no cassette at {path}"]))
             continue
         callbacks = resolve_callbacks(spider, spider_path.parent)
         check = ExpectationCheck(spider.expect)
-        with cassette_transport(path, record=False) as transport:
+        with cassette_transport(path, record=False, spider=name) as transport:
             stats, _ = run_spider(spider, check, callbacks=callbacks, transport=transport)
         problems = check.problems(stats)
         counts = f"{check.count} records, {stats.pages} pages"

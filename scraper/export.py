@@ -37,10 +37,9 @@ class JsonLinesWriter:
         self.size = 0
         """Bytes in the output file after the last write (0 for stdout)."""
         self._stream: IO[bytes] | None = None
-        self._fd: int
+        self._fd = -1
         if self.path is None:
             self._stream = sys.stdout.buffer
-            self._fd = self._stream.fileno()
             return
         flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if append else os.O_TRUNC)
         try:

@@ -47,6 +47,7 @@ class FollowRule:
     url_group: int | str
     carry: tuple[str, ...]
     clean: Mapping[str, tuple[Processor, ...]] = field(default_factory=dict)
+    location: Location | None = None
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,8 @@ class PageSpec:
     formats: Mapping[str, tuple[str, tuple[str, ...]]] = field(default_factory=dict)
     follow: tuple[FollowRule, ...] = ()
     callback: str | None = None
+    location: Location | None = None
+    """Where the pattern is written in the spider file."""
 
 
 class PageReader(NodeReader):
@@ -136,6 +139,9 @@ class PageReader(NodeReader):
             formats=formats,
             follow=follow,
             callback=callback,
+            location=(
+                self.location(entries["pattern"][1].start_mark) if "pattern" in entries else None
+            ),
         )
 
     def flags(self, entries: Entries, where: str) -> int:
@@ -294,7 +300,8 @@ class PageReader(NodeReader):
                     )
                 clean[key] = self.processors(value, f"{where}: clean: {key}")[0]
         self.follow_targets.append((to, parts["to"][1]))
-        return FollowRule(pattern, to, url_group, carry, clean)
+        location = self.location(parts["pattern"][1].start_mark)
+        return FollowRule(pattern, to, url_group, carry, clean, location)
 
     def check_follow_targets(self, pages: Mapping[str, PageSpec], where: str) -> None:
         for to, node in self.follow_targets:

@@ -1,0 +1,226 @@
+"""Warnings about patterns that can backtrack catastrophically.
+
+A backtracking engine takes exponential time when a page almost matches a
+pattern whose repeats can split the same text in many ways:
+
+- nested unbounded repeats: ``(\\w+\\s?)+``, ``(a+)+``, ``(?:<li>.*?</li>)+``;
+- a repeated group whose alternatives can start alike: ``(a|aa)*``, ``(a|a?)+``;
+- adjacent unbounded repeats that can match the same characters, with only
+  optional items between: ``\\d+\\d*``, ``.*.*``, ``\\w+\\s*\\w+`` (``\\w+\\s+\\w+`` is
+  fine: the ``\\s+`` must separate them).
+
+The extraction time budget (``extract_timeout``) keeps such a pattern from
+stalling a crawl; these warnings, shown by ``scraper check``, say which part
+of which pattern to fix. The check reads the pattern's own text, so it can
+show the part at fault as the user wrote it.
+"""
+
+from __future__ import annotations
+
+import string
+from dataclasses import dataclass, field
+
+import regex
+
+from scraper.spec import SpiderSpec
+
+SAMPLE_CHARACTERS = string.printable + "中文，。\u00a0é"
+
+
+@dataclass
+class _Item:
+    """One atom of a pattern with its quantifier, and the span it covers in the source."""
+
+    start: int
+    end: int
+    unbounded: bool = False
+    optional: bool = False
+    atom: str = ""  # the atom's source, for single-character atoms
+    children: list[list[_Item]] = field(default_factory=list)  # a group's alternatives
+
+
+def pattern_warnings(spider: SpiderSpec) -> list[str]:
+    """Warnings for every pattern of ``spider``, each naming where the pattern is."""
+    found: list[str] = []
+    for page in spider.pages.values():
+        located = [(page.pattern, page.location, f"page {page.name!r}: pattern")]
+        located += [
+            (rule.pattern, rule.location, f"page {page.name!r}: follow to {rule.to!r}")
+            for rule in page.follow
+        ]
+        for pattern, location, what in located:
+            if pattern is None:
+                continue
+            for warning in backtracking_warnings(pattern.pattern, pattern.flags):
+                where = f"{location}: " if location else ""
+                found.append(f"{where}spider {spider.name!r}, {what}: {warning}")
+    return found
+
+
+def backtracking_warnings(pattern: str, flags: int = 0) -> list[str]:
+    """Sentences naming each risky part of ``pattern``; empty when none is found."""
+    try:
+        alternatives = _Parser(pattern).parse()
+    except (IndexError, ValueError):
+        return []  # a syntax we do not follow: no opinion
+    warnings: list[str] = []
+    for sequence in alternatives:
+        _check(sequence, pattern, flags, warnings)
+    return warnings
+
+
+def _check(sequence: list[_Item], source: str, flags: int, warnings: list[str]) -> None:
+    for index, item in enumerate(sequence):
+        if item.children:
+            if item.unbounded and any(_has_unbounded(alt) for alt in item.children):
+                warnings.append(
+                    f"nested unbounded repeats in '{source[item.start : item.end]}': "
+                    "the inner and outer repeat can split the same text in exponentially "
+                    "many ways. Repeat something that cannot match what surrounds it, "
+                    "or bound the repeat ({1,20})."
+                )
+                continue
+            if item.unbounded and _alternatives_overlap(item.children, flags):
+                warnings.append(
+                    f"the repeated group '{source[item.start : item.end]}' has alternatives that "
+                    "can match the same text, so a near miss is tried in exponentially many "
+                    "ways. Make the alternatives start differently."
+                )
+                continue
+            for alternative in item.children:
+                _check(alternative, source, flags, warnings)
+        if not item.unbounded or not item.atom:
+            continue
+        for later in sequence[index + 1 :]:
+            if later.unbounded and later.atom and _overlap(item.atom, later.atom, flags):
+                warnings.append(
+                    f"adjacent unbounded repeats in '{source[item.start : later.end]}' can "
+                    "match the same characters, so a near miss is tried in quadratic or "
+                    "worse ways. Make one of them exclude what the other matches."
+                )
+                break
+            if not later.optional:
+                break
+
+
+def _has_unbounded(sequence: list[_Item]) -> bool:
+    return any(
+        item.unbounded or any(_has_unbounded(alt) for alt in item.children) for item in sequence
+    )
+
+
+def _alternatives_overlap(alternatives: list[list[_Item]], flags: int) -> bool:
+    if any(all(item.optional for item in alt) for alt in alternatives) and len(alternatives) > 1:
+        return True  # one alternative can match nothing: every split is possible
+    firsts = [alt[0].atom for alt in alternatives if alt and alt[0].atom]
+    return any(_overlap(a, b, flags) for i, a in enumerate(firsts) for b in firsts[i + 1 :])
+
+
+def _overlap(first: str, second: str, flags: int) -> bool:
+    try:
+        a = regex.compile(first, flags)
+        b = regex.compile(second, flags)
+    except regex.error:
+        return False
+    return any(a.fullmatch(c) and b.fullmatch(c) for c in SAMPLE_CHARACTERS)
+
+
+class _Parser:
+    """Splits a pattern into items with their spans; groups hold their alternatives."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.position = 0
+
+    def parse(self) -> list[list[_Item]]:
+        alternatives = self._alternatives()
+        if self.position != len(self.source):
+            raise ValueError("unbalanced )")
+        return alternatives
+
+    def _alternatives(self) -> list[list[_Item]]:
+        alternatives: list[list[_Item]] = [[]]
+        source = self.source
+        while self.position < len(source) and source[self.position] != ")":
+            if source[self.position] == "|":
+                self.position += 1
+                alternatives.append([])
+                continue
+            item = self._atom()
+            self._quantifier(item)
+            alternatives[-1].append(item)
+        return alternatives
+
+    def _atom(self) -> _Item:
+        source, start = self.source, self.position
+        char = source[start]
+        if char == "(":
+            self.position += 1
+            if source.startswith("?", self.position):
+                self._skip_group_prefix()
+            children = self._alternatives()
+            if source[self.position] != ")":
+                raise ValueError("unclosed (")
+            self.position += 1
+            return _Item(start, self.position, children=children)
+        if char == "[":
+            end = start + 1
+            if source.startswith("^", end):
+                end += 1
+            if source.startswith("]", end):
+                end += 1
+            while source[end] != "]":
+                end += 2 if source[end] == "\\" else 1
+            self.position = end + 1
+        elif char == "\\":
+            self.position += 2
+        else:
+            self.position += 1
+        atom = source[start : self.position]
+        anchor = atom in ("^", "$") or atom in ("\\b", "\\B", "\\A", "\\Z", "\\z", "\\G")
+        return _Item(start, self.position, atom="" if anchor else atom, optional=anchor)
+
+    def _skip_group_prefix(self) -> None:
+        source = self.source
+        self.position += 1  # the ?
+        if source.startswith(("P<", "<"), self.position) and not source.startswith(
+            ("<=", "<!"), self.position
+        ):
+            self.position = source.index(">", self.position) + 1
+        elif source.startswith("P=", self.position):
+            self.position = source.index(")", self.position)
+        elif source[self.position] in ":=!>|":
+            self.position += 1
+        elif source.startswith(("<=", "<!"), self.position):
+            self.position += 2
+        else:  # inline flags: (?i) or (?i:...)
+            while source[self.position] not in ":)":
+                self.position += 1
+            if source[self.position] == ":":
+                self.position += 1
+
+    def _quantifier(self, item: _Item) -> None:
+        source = self.source
+        if self.position >= len(source):
+            return
+        char = source[self.position]
+        if char in "*+?":
+            item.unbounded = char != "?"
+            item.optional = char != "+"
+            self.position += 1
+        elif char == "{":
+            end = source.find("}", self.position)
+            body = source[self.position + 1 : end] if end > 0 else ""
+            low, comma, high = body.partition(",")
+            if end < 0 or (not low.strip().isdigit() and low.strip()):
+                return  # a literal {
+            item.unbounded = bool(comma) and not high.strip()
+            item.optional = not low.strip() or int(low) == 0
+            self.position = end + 1
+        else:
+            return
+        if self.position < len(source) and source[self.position] in "?+":
+            if source[self.position] == "+":
+                item.unbounded = False  # possessive: never gives back, never backtracks
+            self.position += 1
+        item.end = self.position

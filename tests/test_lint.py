@@ -1,0 +1,86 @@
+"""scraper check warns about patterns that can backtrack catastrophically."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from scraper.lint import backtracking_warnings
+
+
+@pytest.mark.parametrize(
+    ("pattern", "part"),
+    [
+        (r"(x+x+)+y", "nested unbounded repeats in '(x+x+)+'"),
+        (r"<p>(?P<words>(\w+\s?)+)</p>", r"nested unbounded repeats in '(\w+\s?)+'"),
+        (r"(?:<li>.*?</li>)+<end>", "nested unbounded repeats in '(?:<li>.*?</li>)+'"),
+        (r"(a|aa)*b", "the repeated group '(a|aa)*' has alternatives"),
+        (r"^(a|a?)+$", "the repeated group '(a|a?)+' has alternatives"),
+        (r"<b>\d+\d*</b>", r"adjacent unbounded repeats in '\d+\d*'"),
+        (r"id=.*.*;", "adjacent unbounded repeats in '.*.*'"),
+        (r"\w+\s*\w+", r"adjacent unbounded repeats in '\w+\s*\w+'"),
+    ],
+)
+def test_risky_parts_are_named(pattern: str, part: str) -> None:
+    warnings = backtracking_warnings(pattern, re.DOTALL)
+    assert len(warnings) == 1
+    assert warnings[0].startswith(part)
+
+
+@pytest.mark.parametrize(
+    "pattern",
+    [
+        r'<dd>.*?board-index.*?>(\d+)</i>.*?title="(.*?)"',
+        r"[^<]*<",
+        r"\w+\s+\w+",
+        r"(?:ab|cd)*",
+        r'<a href="(?P<url>[^"]+)"\s*>(?P<title>[^<]+)</a>',
+        r"(\d{1,3},)*\d+",
+        r"a{2,5}a+",
+        r"(?:\w++\s?)+",  # possessive: never gives back
+        r"price: \{[^}]*\}",
+    ],
+)
+def test_ordinary_patterns_get_no_warning(pattern: str) -> None:
+    assert backtracking_warnings(pattern, re.DOTALL) == []
+
+
+def test_scraper_check_prints_the_warning_with_file_line_and_spider(tmp_path: Path) -> None:
+    (tmp_path / "spiders.yaml").write_text(
+        "spiders:\n"
+        "  words:\n"
+        "    start: https://example.com/\n"
+        "    pattern: '<p>(?P<words>(\\w+\\s?)+)</p>'\n",
+        encoding="utf-8",
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "scraper", "check"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == 0  # a warning, not an error
+    assert done.stderr.splitlines()[0] == (
+        "scraper: warning: spiders.yaml:4:14: spider 'words', page 'main': pattern: nested "
+        "unbounded repeats in '(\\w+\\s?)+': the inner and outer repeat can split the same text "
+        "in exponentially many ways. Repeat something that cannot match what surrounds it, "
+        "or bound the repeat ({1,20})."
+    )
+
+
+def test_the_shipped_spiders_have_no_warnings() -> None:
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run(
+        [sys.executable, "-m", "scraper", "check"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == 0
+    assert "warning" not in done.stderr

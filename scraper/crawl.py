@@ -253,7 +253,8 @@ class _HostSlots:
 
     def pause(self, seconds: float) -> None:
         now = time.monotonic()
-        self._next_start = max(self._next_start, now + seconds)
+        # The retry that asked for the pause goes first when it ends; the next one waits.
+        self._next_start = max(self._next_start, now + seconds) + THROTTLED_DELAY
         self._throttled_until = now + seconds + THROTTLE_PERIOD
 
     async def __aenter__(self) -> None:

@@ -142,3 +142,22 @@ def test_killed_run_leaves_only_complete_lines(site: FixtureSite, tmp_path: Path
     assert 0 < len(records) < 200 * RECORDS_PER_PAGE
     assert len(records) % RECORDS_PER_PAGE == 0  # every page went out whole
     assert all(r["title"].endswith("x" * 60) and "海镇来客" in r["title"] for r in records)
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="no /dev/full here")
+def test_a_full_disk_stops_the_run_at_once_with_a_clear_error() -> None:
+    root = Path(__file__).resolve().parents[1]
+    started = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-m", "scraper", "run", "maoyan", "--offline", "-o", "/dev/full"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1
+    assert done.stderr.splitlines()[-1] == (
+        "scraper: error: writing /dev/full failed: the disk is full. The 0 records before "
+        "this page are in the file, complete."
+    )
+    assert time.monotonic() - started < 10

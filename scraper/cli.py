@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING
 from scraper.errors import CassetteError, ScraperError
 
 if TYPE_CHECKING:
-    from scraper.state import CrawlState
     from scraper.stats import CrawlStats
 
 EXIT_OK, EXIT_FAILURES, EXIT_USAGE = 0, 1, 2
@@ -211,6 +210,7 @@ def _run(args: argparse.Namespace) -> int:
     from scraper.crawl import run_spider
     from scraper.export import JsonLinesWriter
     from scraper.spec import load_spiders
+    from scraper.state import CrawlState
 
     spider_path = Path(args.file)
     spider = load_spiders(spider_path).get(args.name)
@@ -232,10 +232,10 @@ def _run(args: argparse.Namespace) -> int:
         if args.output:
             state_path = Path(args.state or f"{args.output}.state")
             if args.resume:
-                state = _open_state(state_path, Path(args.output), spider.name)
+                state = CrawlState.for_output(state_path, Path(args.output), spider.name)
                 stack.callback(state.close)
             else:
-                _remove_state(state_path)  # a fresh output makes an old state meaningless
+                CrawlState.remove(state_path)  # a fresh output makes an old state meaningless
         writer = JsonLinesWriter(args.output, append=state is not None)
         stack.callback(writer.close)
         progress = _Progress() if not args.quiet and sys.stderr.isatty() else None
@@ -256,44 +256,10 @@ def _run(args: argparse.Namespace) -> int:
     return EXIT_FAILURES if stats.failures else EXIT_OK
 
 
-def _open_state(path: Path, output: Path, spider: str) -> CrawlState:
-    """Open (or start) the crawl state; cut the output back to what the state vouches for."""
-    from scraper.state import CrawlState
-
-    resuming = path.is_file()
-    state = CrawlState(path, spider)
-    if resuming:
-        size = state.output_size
-        have = output.stat().st_size if output.exists() else 0
-        if have < size:
-            state.close()
-            raise ScraperError(
-                f"{output} holds {have} bytes but {path} vouches for {size}: the output was "
-                f"changed since. Remove {path} to start over."
-            )
-        os.truncate(output, size)  # records of pages not marked done are fetched again
-        print(f"scraper: resuming from {path}", file=sys.stderr)
-    elif output.exists():
-        output.unlink()
-    return state
-
-
-def _remove_state(path: Path) -> None:
-    for suffix in ("", "-wal", "-shm"):
-        Path(f"{path}{suffix}").unlink(missing_ok=True)
-
-
 def _try(args: argparse.Namespace) -> int:
     from scraper.cassette import cassette_transport, default_cassette
     from scraper.spec import CrawlSettings, load_spiders
-    from scraper.trial import (
-        adhoc_page_spec,
-        adhoc_spider,
-        format_table,
-        load_page,
-        longest_matching_prefix,
-        run_trial,
-    )
+    from scraper.trial import adhoc_page_spec, adhoc_spider, load_page, run_trial
 
     with ExitStack() as stack:
         if args.pattern is not None:
@@ -327,37 +293,8 @@ def _try(args: argparse.Namespace) -> int:
                 )
             page = load_page(source, spider.settings, transport)
         trial = run_trial(page, page_spec, spider)
-    records = trial.extraction.records
-    dropped = sum(trial.extraction.dropped.values())
-    print(
-        f"{len(records) + dropped} matches ({dropped} dropped) in {trial.seconds * 1000:.2f} ms "
-        f"on {page.url} ({len(page.text):,} characters, {page.encoding})"
-    )
-    for reason, count in trial.extraction.dropped.most_common():
-        print(f"  dropped {count}: {reason}")
-    if records:
-        print()
-        print(format_table(records[: args.rows]))
-        if len(records) > args.rows:
-            print(f"... {len(records) - args.rows} more")
-    elif page_spec.pattern is not None and not dropped:
-        pattern = page_spec.pattern
-        length, where = longest_matching_prefix(pattern, page.text)
-        if where is None:
-            print("Nothing matched, not even the start of the pattern.")
-        else:
-            line = page.text.count("\n", 0, where) + 1
-            print(
-                f"Nothing matched. The longest start of the pattern that matches is "
-                f"{length} of {len(pattern.pattern)} characters (first at line {line}):\n"
-                f"    {pattern.pattern[:length]}\n"
-                f"The page parts ways with the pattern at:\n"
-                f"    {pattern.pattern[length : length + 60]}"
-            )
-    for kind in dict.fromkeys(r.page for r in trial.extraction.requests):
-        links = [r.url for r in trial.extraction.requests if r.page == kind]
-        print(f"follow -> {kind}: {len(links)} links, e.g. {links[0]}")
-    return EXIT_OK if records else EXIT_FAILURES
+    print(trial.report(args.rows))
+    return EXIT_OK if trial.extraction.records else EXIT_FAILURES
 
 
 def _test(args: argparse.Namespace) -> int:

@@ -11,12 +11,16 @@ record ends up in the output exactly once.
 from __future__ import annotations
 
 import json
+import logging
+import os
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
 from scraper.errors import OutputError
 from scraper.models import Request
+
+log = logging.getLogger("scraper")
 
 PENDING, DONE, FAILED = 0, 1, 2
 
@@ -56,6 +60,36 @@ class CrawlState:
         self._set_meta("spider", spider)
         self._added: list[tuple[str, Request]] = []
         self._finished: list[tuple[int, str]] = []
+
+    @classmethod
+    def for_output(cls, path: Path, output: Path, spider: str) -> CrawlState:
+        """The state of the crawl writing ``output``: resumed if ``path`` exists, else new.
+
+        Resuming cuts ``output`` back to what the state vouches for (records of
+        pages not marked done are fetched again); a new state starts a new output.
+        """
+        resuming = path.is_file()
+        state = cls(path, spider)
+        if not resuming:
+            output.unlink(missing_ok=True)
+            return state
+        size = state.output_size
+        have = output.stat().st_size if output.exists() else 0
+        if have < size:
+            state.close()
+            raise OutputError(
+                f"{output} holds {have} bytes but {path} vouches for {size}: the output was "
+                f"changed since. Remove {path} to start over."
+            )
+        os.truncate(output, size)
+        log.warning("resuming from %s", path)
+        return state
+
+    @staticmethod
+    def remove(path: Path) -> None:
+        """Delete a state file (and SQLite's files beside it), if there is one."""
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{path}{suffix}").unlink(missing_ok=True)
 
     @property
     def output_size(self) -> int:

@@ -33,8 +33,45 @@ class Trial:
     """The outcome of running a page kind on one page."""
 
     page: Page
+    page_spec: PageSpec
     extraction: Extraction
     seconds: float
+
+    def report(self, rows: int) -> str:
+        """What ``scraper try`` prints: counts, time, the first ``rows`` records, links."""
+        page, records = self.page, self.extraction.records
+        dropped = sum(self.extraction.dropped.values())
+        lines = [
+            f"{len(records) + dropped} matches ({dropped} dropped) in "
+            f"{self.seconds * 1000:.2f} ms on {page.url} "
+            f"({len(page.text):,} characters, {page.encoding})"
+        ]
+        lines += [f"  dropped {n}: {reason}" for reason, n in self.extraction.dropped.most_common()]
+        if records:
+            lines += ["", format_table(records[:rows])]
+            if len(records) > rows:
+                lines.append(f"... {len(records) - rows} more")
+        elif self.page_spec.pattern is not None and not dropped:
+            lines.append(_where_it_breaks(self.page_spec.pattern, page.text))
+        requests = self.extraction.requests
+        for kind in dict.fromkeys(r.page for r in requests):
+            links = [r.url for r in requests if r.page == kind]
+            lines.append(f"follow -> {kind}: {len(links)} links, e.g. {links[0]}")
+        return "\n".join(lines)
+
+
+def _where_it_breaks(pattern: regex.Pattern[str], text: str) -> str:
+    length, where = longest_matching_prefix(pattern, text)
+    if where is None:
+        return "Nothing matched, not even the start of the pattern."
+    line = text.count("\n", 0, where) + 1
+    return (
+        f"Nothing matched. The longest start of the pattern that matches is "
+        f"{length} of {len(pattern.pattern)} characters (first at line {line}):\n"
+        f"    {pattern.pattern[:length]}\n"
+        f"The page parts ways with the pattern at:\n"
+        f"    {pattern.pattern[length : length + 60]}"
+    )
 
 
 def load_page(
@@ -104,7 +141,7 @@ def run_trial(page: Page, page_spec: PageSpec, spider: SpiderSpec) -> Trial:
             f"{page.url}: one of them backtracks too much; make its repeats more specific "
             "(e.g. [^<]* instead of .*)."
         ) from None
-    return Trial(page, extraction, time.perf_counter() - started)
+    return Trial(page, page_spec, extraction, time.perf_counter() - started)
 
 
 def adhoc_spider(page_spec: PageSpec) -> SpiderSpec:

@@ -16,7 +16,7 @@ import httpx
 import yaml
 
 from scraper.errors import CassetteError
-from scraper.fetch import NotInCassette
+from scraper.wire import NotInCassette
 
 CASSETTE_DIR = Path("spiders") / "cassettes"
 

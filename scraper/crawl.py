@@ -26,12 +26,13 @@ from scraper.callbacks import Callback
 from scraper.errors import FetchError, OutputError
 from scraper.export import JsonLinesWriter, RecordSink
 from scraper.extract import Extraction, ExtractTimeout, extract
-from scraper.fetch import Fetcher, RobotsRules, make_client
+from scraper.fetch import Fetcher, RobotsRules
 from scraper.frontier import Frontier
 from scraper.models import Page, Request
 from scraper.spec import SpiderSpec
 from scraper.state import CrawlState
 from scraper.stats import CrawlStats
+from scraper.wire import open_wire
 
 log = logging.getLogger("scraper")
 
@@ -81,8 +82,8 @@ class Crawler:
         self.frontier = Frontier(self.spider, self.stats, self.state)
         self._stop = asyncio.Event()
         self._changed = asyncio.Event()
-        client = make_client(self.settings, self.transport)
-        fetcher = Fetcher(client, self.settings, self.frontier.allows, self._throttle)
+        wire = open_wire(self.settings, self.transport)
+        fetcher = Fetcher(wire, self.settings, self.frontier.allows, self._throttle)
         self._robots = RobotsRules(fetcher) if self.settings.robots else None
         workers = asyncio.gather(*(self._work(fetcher) for _ in range(self.settings.concurrency)))
         stopping = asyncio.create_task(self._stop.wait())
@@ -102,7 +103,7 @@ class Crawler:
             await asyncio.gather(workers, stopping, return_exceptions=True)
         finally:
             self._remove_signal_handlers()
-            await client.aclose()
+            await wire.aclose()
             self.stats.finished = time.monotonic()
         if self._fatal is not None:
             raise self._fatal

@@ -1,8 +1,8 @@
 """The one place that talks HTTP: client, redirects, retries, size cap, charset.
 
-``Fetcher`` is given its ``httpx.AsyncClient`` (``make_client`` builds the
-default one, over aiohttp's transport, which spends far less CPU per request
-than httpx's own pool); tests and cassettes swap the transport, nothing else.
+``Fetcher`` is given its ``Wire`` (``scraper.wire``: aiohttp by default, httpx
+over a given transport for cassettes and tests); it follows redirects, retries,
+caps and inflates bodies, and decodes them.
 
 A fetch either returns a decoded ``Page`` or raises ``FetchError`` with a short
 reason (``timeout``, ``http 404``, ``too large``, ...) that the crawl counts.
@@ -20,50 +20,25 @@ from collections.abc import Callable
 from email.utils import parsedate_to_datetime
 from urllib.parse import urljoin, urlsplit
 
-import httpx
 from protego import Protego
 
 from scraper.errors import FetchError
 from scraper.models import Page, Request
 from scraper.spec import CrawlSettings
+from scraper.wire import ACCEPT_ENCODINGS, Wire, WireError, WireResponse
 
 log = logging.getLogger("scraper")
 
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 THROTTLE_STATUSES = frozenset({429, 503})
 MAX_BACKOFF = 30.0
-ACCEPT_ENCODINGS = ("gzip", "deflate")
-"""Compressions we inflate ourselves, within ``max_bytes`` (see ``_BodyReader``)."""
 DEFAULT_THROTTLE = 5.0
 """Seconds a host is paused after a 429/503 that gives no Retry-After."""
 
+_HEADER_CHARSET = re.compile(r"""charset\s*=\s*["']?([A-Za-z0-9_.:-]+)""", re.I)
 _META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]+)""", re.I)
 # Browsers read these labels as a wider encoding (WHATWG Encoding Standard); so do we.
 _WIDER = {"gb2312": "gb18030", "gbk": "gb18030", "iso8859-1": "cp1252"}
-
-
-class NotInCassette(httpx.TransportError):
-    """A request that the cassette being replayed does not hold."""
-
-
-def make_client(
-    settings: CrawlSettings, transport: httpx.AsyncBaseTransport | None = None
-) -> httpx.AsyncClient:
-    """An ``AsyncClient`` for ``settings``; ``transport`` defaults to aiohttp's."""
-    if transport is None:
-        from httpx_aiohttp import AiohttpTransport
-
-        transport = AiohttpTransport(
-            limits=httpx.Limits(max_connections=settings.concurrency),
-            proxy=httpx.Proxy(settings.proxy) if settings.proxy else None,
-        )
-    headers = {"Accept-Encoding": ", ".join(ACCEPT_ENCODINGS), **settings.headers}
-    return httpx.AsyncClient(
-        transport=transport,
-        headers=headers,
-        timeout=httpx.Timeout(settings.timeout),
-        follow_redirects=False,
-    )
 
 
 class Fetcher:
@@ -71,12 +46,12 @@ class Fetcher:
 
     def __init__(
         self,
-        client: httpx.AsyncClient,
+        wire: Wire,
         settings: CrawlSettings,
         allow_url: Callable[[str], bool] = lambda url: True,
         on_throttle: Callable[[str, float], None] = lambda host, seconds: None,
     ) -> None:
-        self.client = client
+        self.wire = wire
         self.settings = settings
         self.allow_url = allow_url
         self.on_throttle = on_throttle
@@ -109,14 +84,19 @@ class Fetcher:
         url = request.url
         seen = {url}
         for _ in range(self.settings.max_redirects + 1):
-            response = await self._send(url)
             try:
-                if response.status_code in REDIRECT_STATUSES and "location" in response.headers:
+                response = await self.wire.get(url)
+            except WireError as failure:
+                if not failure.retry:
+                    raise FetchError(failure.reason, failure.detail) from None
+                raise _Retryable(failure.reason, failure.detail) from None
+            try:
+                if response.status in REDIRECT_STATUSES and "location" in response.headers:
                     url = self._redirect_target(url, response.headers["location"], seen)
                     continue
                 return await self._read(request, url, response)
             finally:
-                await response.aclose()
+                await response.close()
         raise FetchError(
             "too many redirects", f"more than {self.settings.max_redirects} from {request.url}"
         )
@@ -132,26 +112,8 @@ class Fetcher:
         seen.add(target)
         return target
 
-    async def _send(self, url: str) -> httpx.Response:
-        try:
-            return await self.client.send(self.client.build_request("GET", url), stream=True)
-        except NotInCassette as exc:
-            raise FetchError("not in cassette", str(exc)) from None
-        except httpx.TimeoutException as exc:
-            cause = exc.__cause__
-            if isinstance(cause, OSError) and not isinstance(cause, TimeoutError):
-                # httpx-aiohttp reports a refused connection as a ConnectTimeout
-                raise _Retryable("connect error", _detail(exc)) from None
-            raise _Retryable("timeout", _detail(exc)) from None
-        except httpx.UnsupportedProtocol as exc:
-            raise FetchError("bad url", _detail(exc)) from None
-        except (httpx.ConnectError, httpx.ProxyError) as exc:
-            raise _Retryable("connect error", _detail(exc)) from None
-        except httpx.HTTPError as exc:
-            raise _Retryable("connection error", _detail(exc)) from None
-
-    async def _read(self, request: Request, url: str, response: httpx.Response) -> Page:
-        status = response.status_code
+    async def _read(self, request: Request, url: str, response: WireResponse) -> Page:
+        status = response.status
         if status >= 400:
             reason = f"http {status}"
             if status in THROTTLE_STATUSES:
@@ -175,14 +137,12 @@ class Fetcher:
             raise FetchError("too large", f"it declares {declared} bytes (max_bytes: {limit})")
         body = _BodyReader(response.headers.get("content-encoding", ""), limit)
         try:
-            async for chunk in response.aiter_raw():
+            async for chunk in response.body():
                 body.feed(chunk)
-            content = body.finish()
-        except httpx.TimeoutException as exc:
-            raise _Retryable("timeout", _detail(exc)) from None
-        except httpx.HTTPError as exc:
-            raise _Retryable("broken body", _detail(exc)) from None
-        text, encoding = decode(content, response.charset_encoding)
+        except WireError as failure:
+            raise _Retryable(failure.reason, failure.detail) from None
+        content = body.finish()
+        text, encoding = decode(content, _charset(response.headers.get("content-type", "")))
         return Page(
             url=url,
             status=status,
@@ -322,6 +282,11 @@ def decode(content: bytes, declared: str | None) -> tuple[str, str]:
     return content.decode(name, errors="replace"), name
 
 
+def _charset(content_type: str) -> str | None:
+    found = _HEADER_CHARSET.search(content_type)
+    return found.group(1) if found else None
+
+
 def _meta_charset(content: bytes) -> str | None:
     found = _META_CHARSET.search(content, 0, 8192)
     return found.group(1).decode("ascii") if found else None
@@ -367,7 +332,3 @@ def _retry_after(value: str | None) -> float | None:
     from datetime import datetime, timezone
 
     return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
-
-
-def _detail(exc: Exception) -> str:
-    return str(exc) or type(exc).__name__

@@ -18,10 +18,11 @@ import regex
 
 from scraper.errors import FetchError, ScraperError
 from scraper.extract import Extraction, ExtractTimeout, extract
-from scraper.fetch import Fetcher, decode, make_client
+from scraper.fetch import Fetcher, decode
 from scraper.models import Page, Request
 from scraper.pagespec import FLAG_ALIASES, FLAGS, WHOLE_MATCH_FIELD, PageSpec
 from scraper.spec import CrawlSettings, SpiderSpec, StartURLs
+from scraper.wire import open_wire
 
 PREFIX_SEARCH_TIMEOUT = 0.2
 PREFIX_SEARCH_BUDGET = 5.0
@@ -95,11 +96,13 @@ def load_page(
 async def _fetch(
     url: str, settings: CrawlSettings, transport: httpx.AsyncBaseTransport | None
 ) -> Page:
-    async with make_client(settings, transport) as client:
-        try:
-            return await Fetcher(client, settings).fetch(Request(url))
-        except FetchError as failure:
-            raise ScraperError(f"cannot fetch {url}: {failure.reason}: {failure.detail}.") from None
+    wire = open_wire(settings, transport)
+    try:
+        return await Fetcher(wire, settings).fetch(Request(url))
+    except FetchError as failure:
+        raise ScraperError(f"cannot fetch {url}: {failure.reason}: {failure.detail}.") from None
+    finally:
+        await wire.aclose()
 
 
 def adhoc_page_spec(source: str, flag_names: list[str], fields: list[str]) -> PageSpec:

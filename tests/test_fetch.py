@@ -19,9 +19,10 @@ import httpx
 import pytest
 
 from scraper.errors import FetchError
-from scraper.fetch import Fetcher, decode, make_client
+from scraper.fetch import Fetcher, decode
 from scraper.models import Page, Request
 from scraper.spec import DEFAULT_USER_AGENT, CrawlSettings
+from scraper.wire import open_wire
 from tests.server import FixtureSite, gzip_bomb
 from tests.sites.make_sites import gbk_records
 
@@ -45,8 +46,11 @@ async def _fetch(
     transport: httpx.AsyncBaseTransport | None,
     allow_url: Callable[[str], bool],
 ) -> Page:
-    async with make_client(settings, transport) as client:
-        return await Fetcher(client, settings, allow_url).fetch(Request(url))
+    wire = open_wire(settings, transport)
+    try:
+        return await Fetcher(wire, settings, allow_url).fetch(Request(url))
+    finally:
+        await wire.aclose()
 
 
 def fetch(

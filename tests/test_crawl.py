@@ -466,3 +466,32 @@ def test_run_spider_runs_to_the_end(site: FixtureSite, tmp_path: Path) -> None:
         writer.close()
     assert (stats.pages, stats.records, stopped_by) == (3, 3, None)
     assert len(read_records(tmp_path / "out.jsonl")) == 3
+
+
+def test_cookies_are_kept_for_the_crawl(
+    site: FixtureSite, tmp_path: Path, transport: httpx.AsyncBaseTransport | None
+) -> None:
+    site.add(
+        "/login",
+        '<a href="/inside">in</a>',
+        headers={"Set-Cookie": "session=abc123; Path=/"},
+    )
+    site.add("/inside", "<h1>inside</h1>")
+    spider = make_spider(
+        site,
+        """
+        spiders:
+          test:
+            start: SITE/login
+            robots: false
+            pages:
+              login:
+                follow: [{pattern: 'href="(?P<url>[^"]+)"', to: inside}]
+              inside:
+                pattern: '<h1>(?P<title>[^<]+)</h1>'
+        """,
+    )
+    _, records = crawl(spider, tmp_path, transport=transport)
+    assert records == [{"title": "inside"}]
+    inside = next(r for r in site.requests if r.path == "/inside")
+    assert inside.headers.get("Cookie") == "session=abc123"

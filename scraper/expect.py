@@ -1,4 +1,4 @@
-"""Checking a run against a spider's ``expect:`` block, for ``scraper test``.
+"""A spider's ``expect:`` block, and checking a run against it, for ``scraper test``.
 
 ``ExpectationCheck`` is a record sink: the crawl writes into it as into a
 JSON Lines file, and it keeps only what the checks need (counts, the values
@@ -8,12 +8,60 @@ of ``unique`` fields, which samples were seen), never the records themselves.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
+import yaml
+
 from scraper.models import Record
-from scraper.spec import Expectations
 from scraper.stats import CrawlStats
+from scraper.yamlnodes import NodeReader
+
+EXPECT_KEYS = (
+    "min_records",
+    "max_records",
+    "required",
+    "unique",
+    "sample",
+    "max_failed_pages",
+    "max_empty_pages",
+)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Expectations:
+    """What ``scraper test`` checks a replayed run against (``expect:`` in the YAML)."""
+
+    min_records: int = 1
+    max_records: int | None = None
+    required: tuple[str, ...] = ()
+    unique: tuple[str, ...] = ()
+    samples: tuple[Mapping[str, Any], ...] = ()
+    max_failed_pages: int = 0
+    max_empty_pages: int = 0
+
+
+def read_expectations(reader: NodeReader, node: yaml.Node, where: str) -> Expectations:
+    """Read an ``expect:`` mapping."""
+    changes: dict[str, Any] = {}
+    for key, (_, value) in reader.mapping(node, where, EXPECT_KEYS).items():
+        label = f"{where}: {key}"
+        if key in ("min_records", "max_records", "max_failed_pages", "max_empty_pages"):
+            changes[key] = reader.number(value, label, int, 0)
+        elif key in ("required", "unique"):
+            changes[key] = tuple(reader.strings(value, label))
+        elif key == "sample":
+            samples = []
+            for item in reader.sequence(value, label):
+                sample = reader.value(item)
+                if not isinstance(sample, dict) or not sample:
+                    raise reader.error(
+                        item, f"{label} must be a mapping of field: value, or a list of them."
+                    )
+                samples.append(sample)
+            changes["samples"] = tuple(samples)
+    return Expectations(**changes)
 
 
 class ExpectationCheck:

@@ -28,6 +28,7 @@ import regex
 import yaml
 
 from scraper.errors import Location, SpecError, SpiderNotFound
+from scraper.expect import Expectations, read_expectations
 from scraper.pagespec import PAGE_KEYS, FollowRule, PageReader, PageSpec, unknown_page
 from scraper.yamlnodes import Entries, compose
 
@@ -133,19 +134,6 @@ class StartURLs:
         return tuple(hosts)
 
 
-@dataclass(frozen=True, kw_only=True)
-class Expectations:
-    """What ``scraper test`` checks a replayed run against (``expect:`` in the YAML)."""
-
-    min_records: int = 1
-    max_records: int | None = None
-    required: tuple[str, ...] = ()
-    unique: tuple[str, ...] = ()
-    samples: tuple[Mapping[str, Any], ...] = ()
-    max_failed_pages: int = 0
-    max_empty_pages: int = 0
-
-
 @dataclass(frozen=True)
 class SpiderSpec:
     """A spider, ready to run: start URLs, page kinds and crawl settings."""
@@ -187,15 +175,6 @@ class SpiderFile:
 
 SETTING_KEYS = tuple(f.name for f in fields(CrawlSettings))
 SPIDER_KEYS = ("description", "start", "vars", "pages", "constants", "url_field", "expect")
-EXPECT_KEYS = (
-    "min_records",
-    "max_records",
-    "required",
-    "unique",
-    "sample",
-    "max_failed_pages",
-    "max_empty_pages",
-)
 TOP_KEYS = ("defaults", "spiders")
 
 
@@ -342,7 +321,7 @@ class _SpecReader(PageReader):
             url_field = self.text(entries["url_field"][1], f"{where}: url_field")
         expect = Expectations()
         if "expect" in entries:
-            expect = self.expectations(entries["expect"][1], f"{where}: expect")
+            expect = read_expectations(self, entries["expect"][1], f"{where}: expect")
         return SpiderSpec(
             name=name,
             description=description,
@@ -354,26 +333,6 @@ class _SpecReader(PageReader):
             expect=expect,
             location=self.location(key_node.start_mark),
         )
-
-    def expectations(self, node: yaml.Node, where: str) -> Expectations:
-        changes: dict[str, Any] = {}
-        for key, (_, value) in self.mapping(node, where, EXPECT_KEYS).items():
-            label = f"{where}: {key}"
-            if key in ("min_records", "max_records", "max_failed_pages", "max_empty_pages"):
-                changes[key] = self.number(value, label, int, 0)
-            elif key in ("required", "unique"):
-                changes[key] = tuple(self.strings(value, label))
-            elif key == "sample":
-                samples = []
-                for item in self.sequence(value, label):
-                    sample = self.value(item)
-                    if not isinstance(sample, dict) or not sample:
-                        raise self.error(
-                            item, f"{label} must be a mapping of field: value, or a list of them."
-                        )
-                    samples.append(sample)
-                changes["samples"] = tuple(samples)
-        return Expectations(**changes)
 
     def start(
         self,

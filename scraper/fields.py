@@ -17,7 +17,6 @@ from collections.abc import Callable
 from typing import Any
 
 import regex
-from w3lib.html import remove_comments, remove_tags, remove_tags_with_content
 
 from scraper.models import Page
 
@@ -44,20 +43,22 @@ def _unescape(value: Any, page: Page) -> Any:
     return html.unescape(value) if isinstance(value, str) else value
 
 
+_HIDDEN = regex.compile(r"<!--.*?-->|<(script|style)\b[^>]*>.*?</\1\s*>", regex.I | regex.S)
 _BLOCK_TAG = regex.compile(
     r"</?(?:p|div|br|hr|li|ul|ol|dl|dt|dd|td|th|tr|table|h[1-6]|section|article|header|"
     r"footer|blockquote|pre)\b[^>]*>",
     regex.IGNORECASE,
 )
+_TAG = regex.compile(r"</?[A-Za-z][^>]*>")
 
 
 def _text(value: Any, page: Page) -> Any:
     if not isinstance(value, str):
         return value
-    value = remove_comments(remove_tags_with_content(value, which_ones=("script", "style")))
+    value = _HIDDEN.sub("", value)
     # Block-level tags separate words (<td>A</td><td>B</td> is "A B"); inline ones do not.
-    value = _BLOCK_TAG.sub(" ", value)
-    return " ".join(html.unescape(remove_tags(value)).split())
+    value = _TAG.sub("", _BLOCK_TAG.sub(" ", value))
+    return " ".join(html.unescape(value).split())
 
 
 def _number(kind: type[int] | type[float]) -> Processor:

@@ -4,7 +4,7 @@ Links found on pages come first (so a crawl goes deep before it goes wide and
 the list of pending links stays short); start URLs are drawn from their
 templates only as workers need them, so a spider with 100,000 start URLs
 never holds them all. A request is admitted once per crawl, by its canonical
-URL (w3lib: query arguments sorted, fragment dropped), and only within
+URL (``canonical_url``: query arguments sorted, fragment dropped), and only within
 ``allowed_domains``, ``max_depth``, ``max_pages`` and the ``only``/``skip``
 filters. With a ``CrawlState`` the frontier also records what it admits and
 what is done, and starts from what a previous run left.
@@ -14,9 +14,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterator
-from urllib.parse import urlsplit
-
-from w3lib.url import canonicalize_url
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from scraper.models import Request
 from scraper.spec import SpiderSpec
@@ -80,7 +78,7 @@ class Frontier:
     def finish(self, request: Request, *, failed: bool = False) -> None:
         """Note that ``request`` is done (kept in the state, when there is one)."""
         if self.state is not None:
-            self.state.finish(canonicalize_url(request.url), failed=failed)
+            self.state.finish(canonical_url(request.url), failed=failed)
 
     def _skip_reason(self, request: Request) -> str | None:
         if not self.allows(request.url):
@@ -95,7 +93,7 @@ class Frontier:
         return None
 
     def _admit(self, request: Request) -> bool:
-        key = canonicalize_url(request.url)
+        key = canonical_url(request.url)
         fingerprint = hash(key)
         if fingerprint in self._seen:
             return False
@@ -109,3 +107,18 @@ class Frontier:
         if self.state is not None:
             self.state.add(key, request)
         return True
+
+
+_DEFAULT_PORTS = {"http": ":80", "https": ":443"}
+
+
+def canonical_url(url: str) -> str:
+    """``url`` as dedup compares it: scheme and host lower-case, default port, empty
+    path and fragment dropped, query arguments sorted (blank ones kept)."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    netloc = parts.netloc.lower().removesuffix(_DEFAULT_PORTS.get(scheme, "\0"))
+    query = parts.query
+    if query:
+        query = urlencode(sorted(parse_qsl(query, keep_blank_values=True)))
+    return urlunsplit((scheme, netloc, parts.path or "/", query, ""))

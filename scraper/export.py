@@ -54,7 +54,8 @@ class JsonLinesWriter:
 
     def write(self, records: Iterable[Record]) -> None:
         """Write ``records`` as whole lines, in one write call."""
-        lines = [json.dumps(r, ensure_ascii=False, default=_jsonable) for r in records]
+        encode = _ENCODER.encode
+        lines = [encode(record) for record in records]
         if not lines:
             return
         data = ("\n".join(lines) + "\n").encode("utf-8")
@@ -103,3 +104,6 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, (set, frozenset, tuple)):
         return list(value)
     return str(value)
+
+
+_ENCODER = json.JSONEncoder(ensure_ascii=False, default=_jsonable)

@@ -123,19 +123,36 @@ def _clean_text(value: str | None) -> str | None:
 
 
 def _record(match: Any, spec: PageSpec, page: Page) -> Record:
+    # The per-match hot path: one call fetches every group, and what can be decided
+    # once per page kind (which fields strip, which are hidden) was, in PageSpec.
+    groups = (
+        match.group(*spec.group_index)
+        if len(spec.group_index) > 1
+        else (match.group(spec.group_index[0]),)
+    )
     raw = spec.raw_fields
-    values: dict[str, Any] = {}
-    for name, group in zip(spec.fields, spec.group_index, strict=True):
-        value = match.group(group)
-        values[name] = value if name in raw or value is None else value.strip()
+    values: dict[str, Any] = {
+        name: value if value is None or name in raw else value.strip()
+        for name, value in zip(spec.fields, groups, strict=True)
+    }
     for name, (template, used) in spec.formats.items():
-        if all(values[n] is None for n in used):
+        parts = {n: values[n] for n in used}
+        if all(part is None for part in parts.values()):
             values[name] = None
         else:
-            values[name] = template.format_map(_Blank(values))
+            values[name] = template.format(**{n: "" if v is None else v for n, v in parts.items()})
     for name, processors in spec.clean.items():
-        values[name] = _process(name, values.get(name), processors, page)
-    return {name: value for name, value in values.items() if not name.startswith("_")}
+        value = values.get(name)
+        try:
+            for processor in processors:
+                value = processor(value, page)
+        except DropRecord as drop:
+            raise DropRecord(f"{name}: {drop.reason}") from None
+        values[name] = value
+    if spec.hidden_fields:
+        for name in spec.hidden_fields:
+            del values[name]
+    return values
 
 
 def _process(name: str, value: Any, processors: tuple[Processor, ...], page: Page) -> Any:
@@ -171,11 +188,3 @@ def _finish(records: list[Record], page: Page, spider: SpiderSpec) -> None:
         if spider.url_field:
             merged[spider.url_field] = page.url
         records[index] = merged
-
-
-class _Blank(dict[str, Any]):
-    """Format values where a group that did not match reads as an empty string."""
-
-    def __getitem__(self, key: str) -> Any:
-        value = super().__getitem__(key)
-        return "" if value is None else value

@@ -142,7 +142,7 @@ class Fetcher:
         except WireError as failure:
             raise _Retryable(failure.reason, failure.detail) from None
         content = body.finish()
-        text, encoding = decode(content, _charset(response.headers.get("content-type", "")))
+        text, encoding = decode(content, _charset(content_type))
         return Page(
             url=url,
             status=status,

@@ -65,6 +65,8 @@ class PageSpec:
     callback: str | None = None
     location: Location | None = None
     """Where the pattern is written in the spider file."""
+    hidden_fields: tuple[str, ...] = ()
+    """Helper fields (``_name``): used by ``format:``, never written."""
 
 
 class PageReader(NodeReader):
@@ -139,6 +141,7 @@ class PageReader(NodeReader):
             formats=formats,
             follow=follow,
             callback=callback,
+            hidden_fields=tuple(n for n in produced if n.startswith("_")),
             location=(
                 self.location(entries["pattern"][1].start_mark) if "pattern" in entries else None
             ),

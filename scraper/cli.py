@@ -206,7 +206,6 @@ def _check(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from scraper.callbacks import resolve_callbacks
-    from scraper.cassette import cassette_transport, default_cassette
     from scraper.crawl import run_spider
     from scraper.export import JsonLinesWriter
     from scraper.spec import load_spiders
@@ -224,6 +223,8 @@ def _run(args: argparse.Namespace) -> int:
     with ExitStack() as stack:
         transport = None
         if args.offline or args.record:
+            from scraper.cassette import cassette_transport, default_cassette
+
             path = Path(args.cassette or default_cassette(spider_path, args.name))
             transport = stack.enter_context(
                 cassette_transport(path, record=args.record, spider=spider.name)

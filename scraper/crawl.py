@@ -18,9 +18,7 @@ import random
 import signal
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from scraper.callbacks import Callback
 from scraper.errors import FetchError, OutputError
@@ -33,6 +31,9 @@ from scraper.spec import SpiderSpec
 from scraper.state import CrawlState
 from scraper.stats import CrawlStats
 from scraper.wire import open_wire
+
+if TYPE_CHECKING:
+    import httpx
 
 log = logging.getLogger("scraper")
 

@@ -146,7 +146,7 @@ class Fetcher:
         return Page(
             url=url,
             status=status,
-            headers=response.headers,
+            raw_headers=response.raw_headers,
             content=content,
             text=text,
             encoding=encoding,

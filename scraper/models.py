@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -52,12 +52,19 @@ class Page:
 
     url: str
     status: int
-    headers: httpx.Headers
+    raw_headers: Sequence[tuple[bytes, bytes]]
     content: bytes
     text: str
     encoding: str
     request: Request
     records: tuple[Record, ...] = ()
+
+    @cached_property
+    def headers(self) -> httpx.Headers:
+        """The response headers, as ``httpx.Headers`` (made when first asked for)."""
+        import httpx
+
+        return httpx.Headers(list(self.raw_headers))
 
     @cached_property
     def base_url(self) -> str:

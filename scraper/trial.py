@@ -12,8 +12,8 @@ import time
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import httpx
 import regex
 
 from scraper.errors import FetchError, ScraperError
@@ -23,6 +23,9 @@ from scraper.models import Page, Request
 from scraper.pagespec import FLAG_ALIASES, FLAGS, WHOLE_MATCH_FIELD, PageSpec
 from scraper.spec import CrawlSettings, SpiderSpec, StartURLs
 from scraper.wire import open_wire
+
+if TYPE_CHECKING:
+    import httpx
 
 PREFIX_SEARCH_TIMEOUT = 0.2
 PREFIX_SEARCH_BUDGET = 5.0
@@ -90,7 +93,7 @@ def load_page(
         ) from None
     text, encoding = decode(content, None)
     url = path.resolve().as_uri()
-    return Page(url, 200, httpx.Headers(), content, text, encoding, Request(url))
+    return Page(url, 200, (), content, text, encoding, Request(url))
 
 
 async def _fetch(

@@ -18,20 +18,21 @@ Errors come out as ``WireError`` with the short reason the crawl counts.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
-
-import httpx
+from typing import TYPE_CHECKING, Any, Protocol
 
 from scraper.spec import CrawlSettings
+
+if TYPE_CHECKING:
+    import httpx
 
 ACCEPT_ENCODINGS = ("gzip", "deflate")
 """Compressions the fetch layer inflates itself, within ``max_bytes``."""
 
 
-class NotInCassette(httpx.TransportError):
-    """A request that the cassette being replayed does not hold."""
+class NotInCassette(Exception):
+    """A request that the cassette being replayed does not hold (raised by its transport)."""
 
 
 class WireError(Exception):
@@ -46,10 +47,16 @@ class WireError(Exception):
 
 @dataclass
 class WireResponse:
-    """Status and headers of an answer, with its raw (still compressed) body to stream."""
+    """Status and headers of an answer, with its raw (still compressed) body to stream.
+
+    ``headers`` is the wire's own case-insensitive mapping, for look-ups;
+    ``raw_headers`` are the header lines as sent, which ``Page.headers`` turns
+    into ``httpx.Headers`` when a callback asks.
+    """
 
     status: int
-    headers: httpx.Headers
+    headers: Mapping[str, str]
+    raw_headers: Sequence[tuple[bytes, bytes]]
     body: Callable[[], AsyncIterator[bytes]]
     close: Callable[[], Awaitable[None]]
 
@@ -71,6 +78,8 @@ def open_wire(settings: CrawlSettings, transport: httpx.AsyncBaseTransport | Non
     headers = {"Accept-Encoding": ", ".join(ACCEPT_ENCODINGS), **settings.headers}
     if transport is None:
         return AiohttpWire(settings, headers)
+    import httpx
+
     client = httpx.AsyncClient(
         transport=transport,
         headers=headers,
@@ -87,6 +96,8 @@ class HttpxWire:
         self.client = client
 
     async def get(self, url: str) -> WireResponse:
+        import httpx
+
         try:
             response = await self.client.send(self.client.build_request("GET", url), stream=True)
         except NotInCassette as exc:
@@ -109,7 +120,8 @@ class HttpxWire:
             except httpx.HTTPError as exc:
                 raise WireError("broken body", _detail(exc)) from None
 
-        return WireResponse(response.status_code, response.headers, body, response.aclose)
+        headers = response.headers
+        return WireResponse(response.status_code, headers, headers.raw, body, response.aclose)
 
     async def aclose(self) -> None:
         await self.client.aclose()
@@ -152,7 +164,6 @@ class AiohttpWire:
             raise WireError("timeout", str(exc) or "no answer in time") from None
         except aiohttp.ClientError as exc:
             raise WireError("connection error", str(exc) or type(exc).__name__) from None
-        headers = httpx.Headers(list(response.raw_headers))
 
         async def body() -> AsyncIterator[bytes]:
             try:
@@ -166,7 +177,7 @@ class AiohttpWire:
         async def close() -> None:
             response.release()
 
-        return WireResponse(response.status, headers, body, close)
+        return WireResponse(response.status, response.headers, response.raw_headers, body, close)
 
     async def aclose(self) -> None:
         if self._session is not None:

@@ -7,7 +7,6 @@ from collections.abc import Callable, Iterator, Mapping
 from textwrap import dedent, indent
 from typing import Any
 
-import httpx
 import pytest
 
 from scraper.extract import Extraction, ExtractTimeout, extract
@@ -27,7 +26,7 @@ def make_page(
     return Page(
         url=url,
         status=200,
-        headers=httpx.Headers({"Content-Type": "text/html; charset=utf-8"}),
+        raw_headers=((b"Content-Type", b"text/html; charset=utf-8"),),
         content=html.encode("utf-8"),
         text=html,
         encoding="utf-8",

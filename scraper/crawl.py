@@ -18,6 +18,7 @@ import random
 import signal
 import time
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from scraper.callbacks import Callback
@@ -39,6 +40,9 @@ log = logging.getLogger("scraper")
 
 STOP_GRACE = 3.0
 """Seconds that requests in flight get to finish after Ctrl-C or SIGTERM."""
+INLINE_EXTRACT_BUDGET = 0.05
+"""Seconds a page's patterns may run on the event loop; slower pages go to a thread."""
+EXTRACT_THREADS = 2
 THROTTLED_DELAY = 1.0
 THROTTLE_PERIOD = 60.0
 """After a 429/503, requests to that host start at least 1 s apart for a minute."""
@@ -86,6 +90,7 @@ class Crawler:
         wire = open_wire(self.settings, self.transport)
         fetcher = Fetcher(wire, self.settings, self.frontier.allows, self._throttle)
         self._robots = RobotsRules(fetcher) if self.settings.robots else None
+        self._extractors = ThreadPoolExecutor(EXTRACT_THREADS, thread_name_prefix="extract")
         workers = asyncio.gather(*(self._work(fetcher) for _ in range(self.settings.concurrency)))
         stopping = asyncio.create_task(self._stop.wait())
         progress = asyncio.create_task(self._report_progress()) if self.on_progress else None
@@ -104,6 +109,7 @@ class Crawler:
             await asyncio.gather(workers, stopping, return_exceptions=True)
         finally:
             self._remove_signal_handlers()
+            self._extractors.shutdown(wait=False, cancel_futures=True)
             await wire.aclose()
             self.stats.finished = time.monotonic()
         if self._fatal is not None:
@@ -160,8 +166,14 @@ class Crawler:
                 self._finish(request, failed=True)
                 return
         kind = request.page or self.spider.first_page
-        result = self._extract(page, kind)
+        result = self._extract(page, kind, INLINE_EXTRACT_BUDGET)
         if result is None:
+            # A page whose patterns need longer goes to a thread, so that it holds up
+            # neither the event loop nor the fetches in flight while it runs.
+            loop = asyncio.get_running_loop()
+            result = await loop.run_in_executor(self._extractors, self._extract, page, kind)
+        if result is None or isinstance(result, str):
+            self.stats.failed[result or "extract timeout"] += 1
             self._finish(request, failed=True)
             return
         self.writer.write(result.records)
@@ -175,20 +187,29 @@ class Crawler:
             self.frontier.follow(link)
         self._finish(request)
 
-    def _extract(self, page: Page, kind: str) -> Extraction | None:
+    def _extract(
+        self, page: Page, kind: str, budget: float | None = None
+    ) -> Extraction | str | None:
+        """Extract ``page``; a failure is its reason, logged. With ``budget`` (inline, on
+        the event loop), a page that needs longer than that gives ``None``."""
         page_spec = self.spider.pages[kind]
+        callback = self.callbacks.get(kind)
+        full = self.settings.extract_timeout
         try:
-            return extract(page, page_spec, self.spider, self.callbacks.get(kind))
+            if budget is not None and budget < full:
+                return extract(page, page_spec, self.spider, callback, timeout=budget)
+            return extract(page, page_spec, self.spider, callback, concurrent=budget is None)
         except ExtractTimeout as timeout:
-            self.stats.failed["extract timeout"] += 1
+            if budget is not None and budget < full:
+                return None
             log.warning(
                 "failed %s: the patterns took over %ss (extract_timeout); stopped in %r",
                 page.url,
                 self.settings.extract_timeout,
                 timeout.args[0],
             )
+            return "extract timeout"
         except Exception as exc:  # a user's callback may fail in any way; one page is lost
-            self.stats.failed["callback error"] += 1
             log.warning(
                 "failed %s: callback %s raised %s: %s",
                 page.url,
@@ -196,7 +217,7 @@ class Crawler:
                 type(exc).__name__,
                 exc,
             )
-        return None
+            return "callback error"
 
     def _finish(self, request: Request, *, failed: bool = False) -> None:
         if self.state is not None:

@@ -25,16 +25,15 @@ sent to the rule's page kind with the rule's other named groups carried along.
 A callback's ``Request`` goes, unless it names a page kind, to the kind of the
 page that yielded it.
 
-Every regex runs under the spider's ``extract_timeout`` for the whole page:
-a pattern that backtracks without end raises ``ExtractTimeout`` instead of
-stalling the crawl.
+Every regex runs under the spider's ``extract_timeout`` for the whole page (the
+matching only: our own work on the matches is not counted): a pattern that
+backtracks without end raises ``ExtractTimeout`` instead of stalling the crawl.
 """
 
 from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import urldefrag
@@ -59,17 +58,29 @@ class Extraction:
     dropped: Counter[str] = field(default_factory=Counter)
 
 
-def extract(page: Page, spec: PageSpec, spider: SpiderSpec, callback: Any = None) -> Extraction:
+def extract(
+    page: Page,
+    spec: PageSpec,
+    spider: SpiderSpec,
+    callback: Any = None,
+    *,
+    timeout: float | None = None,
+    concurrent: bool = False,
+) -> Extraction:
     """Run ``spec``'s pattern and follow rules on ``page`` (then ``callback``, if given).
 
     ``callback`` is the resolved user function of the page kind: it receives the
     page, with ``page.records`` holding what the pattern extracted, and what it
-    yields (dicts and ``Request``s) replaces those records.
+    yields (dicts and ``Request``s) replaces those records. The patterns get
+    ``timeout`` seconds (default: the spider's ``extract_timeout``); with
+    ``concurrent`` the regex engine lets go of the GIL while it matches, for a
+    call from a worker thread.
     """
-    deadline = time.monotonic() + spider.settings.extract_timeout
+    budget = spider.settings.extract_timeout if timeout is None else timeout
+    deadline = time.monotonic() + budget
     result = Extraction()
     if spec.pattern is not None:
-        for match in _finditer(spec.pattern, page.text, deadline):
+        for match in _finditer(spec.pattern, page.text, deadline, concurrent):
             try:
                 record = _record(match, spec, page)
             except DropRecord as drop:
@@ -77,7 +88,7 @@ def extract(page: Page, spec: PageSpec, spider: SpiderSpec, callback: Any = None
                 continue
             result.records.append(record)
     for rule in spec.follow:
-        for match in _finditer(rule.pattern, page.text, deadline):
+        for match in _finditer(rule.pattern, page.text, deadline, concurrent):
             href = match.group(rule.url_group)
             if not href:
                 continue
@@ -108,12 +119,15 @@ def extract(page: Page, spec: PageSpec, spider: SpiderSpec, callback: Any = None
     return result
 
 
-def _finditer(pattern: regex.Pattern[str], text: str, deadline: float) -> Iterator[Any]:
+def _finditer(
+    pattern: regex.Pattern[str], text: str, deadline: float, concurrent: bool
+) -> list[Any]:
+    # All matches first, then our own work on them: the budget is the pattern's alone.
     remaining = deadline - time.monotonic()
     if remaining <= 0:
         raise ExtractTimeout(pattern.pattern)
     try:
-        yield from pattern.finditer(text, timeout=remaining)
+        return list(pattern.finditer(text, timeout=remaining, concurrent=concurrent))
     except TimeoutError:
         raise ExtractTimeout(pattern.pattern) from None
 

@@ -169,6 +169,10 @@ class PageReader(NodeReader):
             return regex.compile(source, flags | regex.VERSION0)
         except regex.error as exc:
             raise self.regex_error(node, what, source, exc) from None
+        except (RecursionError, OverflowError, MemoryError):
+            raise self.error(
+                node, f"{what} nests groups too deeply to compile; simplify it."
+            ) from None
 
     def regex_error(self, node: yaml.Node, what: str, source: str, exc: regex.error) -> SpecError:
         position = exc.pos if exc.pos is not None else 0

@@ -47,6 +47,7 @@ __all__ = [
 DEFAULT_USER_AGENT = "scraper/0.1 (+https://github.com/scraper/scraper)"
 TEXT_TYPES = ("text/", "application/xhtml+xml", "application/xml", "application/json", "+xml")
 MAIN_PAGE = "main"
+MAX_START_URLS = 100_000_000
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -102,12 +103,22 @@ class StartTemplate:
 
     def __iter__(self) -> Iterator[StartRequest]:
         names = [name for name, _ in self.variables]
-        for values in itertools.product(*(values for _, values in self.variables)):
+        for values in _product([values for _, values in self.variables]):
             url = self.template.format(**dict(zip(names, values, strict=True)))
             yield StartRequest(url, self.page)
 
     def __len__(self) -> int:
         return math.prod(len(values) for _, values in self.variables)
+
+
+def _product(sequences: list[Sequence[Any]]) -> Iterator[tuple[Any, ...]]:
+    """``itertools.product`` without copying its inputs: ranges stay lazy."""
+    if not sequences:
+        yield ()
+        return
+    for first in sequences[0]:
+        for rest in _product(sequences[1:]):
+            yield (first, *rest)
 
 
 @dataclass(frozen=True)
@@ -363,7 +374,7 @@ class _SpecReader(PageReader):
                     if page not in pages:
                         raise self.error(parts["page"][1], unknown_page(page, pages, where))
             template = self.text(url_node, f"{where}: start")
-            names = [n for _, n, _, _ in string.Formatter().parse(template) if n]
+            names = self.template_names(url_node, template, where)
             for name in names:
                 if name not in variables:
                     raise self.error(
@@ -374,6 +385,12 @@ class _SpecReader(PageReader):
             used.update(names)
             order = tuple((name, variables[name]) for name in dict.fromkeys(names))
             start = StartTemplate(template, page, order)
+            if len(start) > MAX_START_URLS:
+                raise self.error(
+                    url_node,
+                    f"{where}: start makes {len(start):,} URLs; the most is "
+                    f"{MAX_START_URLS:,}. Use smaller ranges.",
+                )
             for request in itertools.islice(start, 1):
                 if not request.url.startswith(("http://", "https://")):
                     raise self.error(
@@ -389,6 +406,30 @@ class _SpecReader(PageReader):
                     f"remove it, or use {{{name}}} in a start URL.",
                 )
         return StartURLs(tuple(templates))
+
+    def template_names(self, node: yaml.Node, template: str, where: str) -> list[str]:
+        """The ``{name}``s of a start template; anything else in braces is an error."""
+        try:
+            fields = [(n, spec, conv) for _, n, spec, conv in string.Formatter().parse(template)]
+        except ValueError as exc:
+            raise self.error(
+                node,
+                f"{where}: start {template!r} is not a valid template ({exc}); write vars as "
+                "{name}, and a literal brace as {{ or }}.",
+            ) from None
+        names: list[str] = []
+        for name, spec, conversion in fields:
+            if name is None:
+                continue
+            if not name.isidentifier() or spec or conversion:
+                raise self.error(
+                    node,
+                    f"{where}: start {template!r} has {{{name}"
+                    f"{'!' + conversion if conversion else ''}{':' + spec if spec else ''}}}; "
+                    "vars are written {name}, with no format or conversion.",
+                )
+            names.append(name)
+        return names
 
     def variable(self, node: yaml.Node, what: str) -> Sequence[Any]:
         if isinstance(node, yaml.MappingNode):
@@ -408,10 +449,18 @@ class _SpecReader(PageReader):
                     "in whole numbers, step not 0 (stop is excluded, as in Python).",
                 )
             values: Sequence[Any] = range(*bounds)
+            try:
+                len(values)
+            except OverflowError:
+                raise self.error(parts["range"][1], f"{what}: the range is too long.") from None
         else:
             values = self.value(node)
             if not isinstance(values, list):
                 values = [values]
+            if not all(isinstance(v, (str, int, float)) for v in values):
+                raise self.error(
+                    node, f"{what} must be a list of strings or numbers, or {{range: [...]}}."
+                )
             values = tuple(values)
         if not values:
             raise self.error(node, f"{what} gives no values, so no start URL would be made.")

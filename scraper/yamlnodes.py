@@ -19,10 +19,20 @@ Entries = dict[str, tuple[yaml.Node, yaml.Node]]
 """A mapping's entries by key: (key node, value node)."""
 
 
+MAX_NODES = 100_000
+"""Values a spider file may hold, aliases counted as often as they are used: a
+file of aliases of aliases ("billion laughs") cannot make us build a huge value."""
+
+
 def compose(text: str, filename: str) -> yaml.Node | None:
     """Compose ``text`` into nodes; a syntax error becomes a located ``SpecError``."""
     try:
-        return yaml.compose(text, Loader=yaml.SafeLoader)
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except RecursionError:
+        raise SpecError(
+            "the file nests lists or mappings too deeply to read; flatten it.",
+            Location(filename, 1, 1),
+        ) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         if exc.context_mark is not None and "quoted scalar" in (exc.context or ""):
@@ -33,7 +43,31 @@ def compose(text: str, filename: str) -> yaml.Node | None:
             location or Location(filename, 1, 1),
         ) from None
     except yaml.YAMLError as exc:
-        raise SpecError(f"{filename}: this is not valid YAML: {exc}.") from None
+        problem = " ".join(str(exc).replace('"<unicode string>", ', "").split())
+        raise SpecError(f"{filename}: this is not valid YAML: {problem}.") from None
+    if root is not None and _expanded_size(root, {}) > MAX_NODES:
+        raise SpecError(
+            f"the file holds more than {MAX_NODES:,} values once its aliases (*name) are "
+            "expanded; a spider file needs far fewer. Remove the aliases.",
+            Location(filename, 1, 1),
+        )
+    return root
+
+
+def _expanded_size(node: yaml.Node, sizes: dict[int, int]) -> int:
+    """Nodes under ``node`` with every alias expanded, counted without expanding them."""
+    known = sizes.get(id(node))
+    if known is not None:
+        return known
+    size = 1
+    if isinstance(node, yaml.SequenceNode):
+        for item in node.value:
+            size += _expanded_size(item, sizes)
+    elif isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            size += _expanded_size(key, sizes) + _expanded_size(value, sizes)
+    sizes[id(node)] = min(size, MAX_NODES + 1)
+    return sizes[id(node)]
 
 
 def _yaml_problem(exc: yaml.MarkedYAMLError) -> str:
@@ -88,6 +122,14 @@ class NodeReader:
                 f"{exc.problem}. Only plain YAML (strings, numbers, lists, mappings) "
                 "is allowed here.",
             ) from None
+        except (ValueError, KeyError, IndexError, AttributeError, TypeError, OverflowError) as exc:
+            # PyYAML's own readers of dates, !!int, !!bool ... fail in these ways
+            written = node.value if isinstance(node, yaml.ScalarNode) else "this value"
+            raise self.error(
+                node,
+                f"{written!r} cannot be read as its YAML type ({type(exc).__name__}: {exc}); "
+                "quote it to make it a string.",
+            ) from None
 
     def check_tag(self, node: yaml.Node) -> None:
         """Refuse tags that are not plain YAML types (``!!python/object``, say)."""
@@ -115,6 +157,8 @@ class NodeReader:
     def number(self, node: yaml.Node, what: str, kind: type, minimum: float) -> Any:
         hint = "a whole number" if kind is int else "a number"
         value = self.typed(node, (int, float) if kind is float else int, what, hint)
+        if value != value or value in (float("inf"), float("-inf")):
+            raise self.error(node, f"{what} must be {hint}, not {node.value!r}.")
         if value < minimum:
             raise self.error(node, f"{what} must be at least {minimum}, not {value}.")
         return kind(value)

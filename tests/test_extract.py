@@ -385,3 +385,18 @@ def test_a_catastrophic_pattern_raises_extract_timeout_instead_of_stalling() -> 
             "x" * 5000,
         )
     assert time.monotonic() - started < 1.0
+
+
+def test_field_names_that_are_not_identifiers_are_only_names() -> None:
+    # Records are built by a function generated per page kind: names from the YAML
+    # must stay data in it, never code.
+    result = run(
+        """
+        pattern: '<b>(\\d+)</b><i>([^<]*)</i>'
+        fields: ["a b", "x'); raise SystemExit('no"]
+        format: {total: "{a b}/{x'); raise SystemExit('no}"}
+        clean: {"a b": int}
+        """,
+        "<b>7</b><i>seven</i>",
+    )
+    assert result.records == [{"a b": 7, "x'); raise SystemExit('no": "seven", "total": "7/seven"}]

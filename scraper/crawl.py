@@ -304,15 +304,5 @@ def run_spider(
 ) -> tuple[CrawlStats, signal.Signals | None]:
     """Run ``spider`` to the end in a new event loop; return its stats and stop signal."""
     crawler = Crawler(spider, writer, **options)  # type: ignore[arg-type]
-    with asyncio.Runner(loop_factory=_event_loop_factory()) as runner:
-        stats = runner.run(crawler.run())
+    stats = asyncio.run(crawler.run())
     return stats, crawler.stopped_by
-
-
-def _event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
-    """uvloop's loop where it is installed: it spends less CPU per request than asyncio's."""
-    try:
-        import uvloop
-    except ImportError:
-        return None
-    return uvloop.new_event_loop

@@ -144,11 +144,9 @@ class AiohttpWire:
                 connector=aiohttp.TCPConnector(
                     limit=self.settings.concurrency, limit_per_host=0, ttl_dns_cache=300
                 ),
-                timeout=aiohttp.ClientTimeout(
-                    total=None,
-                    sock_connect=self.settings.timeout,
-                    sock_read=self.settings.timeout,
-                ),
+                # The whole request's deadline is the fetch layer's (asyncio.timeout);
+                # a timer per socket read would only cost CPU.
+                timeout=aiohttp.ClientTimeout(total=None, sock_connect=self.settings.timeout),
                 auto_decompress=False,
                 cookie_jar=aiohttp.CookieJar(unsafe=True),  # cookies of 127.0.0.1 too
             )

@@ -13,6 +13,7 @@ import logging
 import os
 import signal
 import sys
+import time
 from collections.abc import Sequence
 from contextlib import ExitStack
 from pathlib import Path
@@ -117,6 +118,15 @@ def _parser() -> argparse.ArgumentParser:
         "--state", metavar="PATH", help="the state file for --resume (default: OUTPUT.state)"
     )
     run.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="share the crawl among N processes (needs -o; see README)",
+    )
+    run.add_argument("--shard", type=_shard, default=(0, 1), help=argparse.SUPPRESS)
+    run.add_argument("--stats-to", type=Path, help=argparse.SUPPRESS)
+    run.add_argument(
         "-q",
         "--quiet",
         action="store_true",
@@ -220,6 +230,8 @@ def _run(args: argparse.Namespace) -> int:
         raise ScraperError("--resume needs an output file: add -o PATH.")
     if args.state and not args.resume:
         raise ScraperError("--state goes with --resume.")
+    if args.workers != 1:
+        return _run_workers(args)
     with ExitStack() as stack:
         transport = None
         if args.offline or args.record:
@@ -237,7 +249,8 @@ def _run(args: argparse.Namespace) -> int:
                 stack.callback(state.close)
             else:
                 CrawlState.remove(state_path)  # a fresh output makes an old state meaningless
-        writer = JsonLinesWriter(args.output, append=state is not None)
+        sharing = args.shard != (0, 1)  # a worker of --workers: the output is shared
+        writer = JsonLinesWriter(args.output, append=state is not None or sharing)
         stack.callback(writer.close)
         progress = _Progress() if not args.quiet and sys.stderr.isatty() else None
         stats, stopped_by = run_spider(
@@ -247,14 +260,49 @@ def _run(args: argparse.Namespace) -> int:
             transport=transport,
             on_progress=progress.show if progress else None,
             state=state,
+            shard=args.shard,
         )
         if progress:
             progress.clear()
-    if not args.quiet:
+    if args.stats_to:
+        args.stats_to.write_text(stats.to_json(), encoding="utf-8")
+    elif not args.quiet:
         print(stats.summary(), file=sys.stderr)
     if stopped_by is not None:
         return EXIT_BY_SIGNAL.get(stopped_by, EXIT_FAILURES)
     return EXIT_FAILURES if stats.failures else EXIT_OK
+
+
+def _run_workers(args: argparse.Namespace) -> int:
+    from scraper.workers import run_workers
+
+    if args.workers < 1:
+        raise ScraperError("--workers must be at least 1.")
+    if not args.output:
+        raise ScraperError("--workers needs an output file: add -o PATH.")
+    if args.resume or args.record:
+        raise ScraperError("--workers does not go with --resume or --record.")
+    argv = [args.name, "-f", args.file, "-o", args.output, "-q"]
+    argv += ["--offline"] if args.offline else []
+    argv += ["--cassette", args.cassette] if args.cassette else []
+    argv += ["-v"] if args.verbose else []
+    started = time.monotonic()
+    stats, codes = run_workers(args.workers, argv, Path(args.output))
+    stats.started = started
+    stats.finished = time.monotonic()
+    if not args.quiet:
+        print(stats.summary(), file=sys.stderr)
+    for code in (EXIT_USAGE, *EXIT_BY_SIGNAL.values()):
+        if code in codes:
+            return code
+    return max(codes)
+
+
+def _shard(text: str) -> tuple[int, int]:
+    index, _, count = text.partition("/")
+    if not (index.isdigit() and count.isdigit() and int(index) < int(count)):
+        raise argparse.ArgumentTypeError(f"{text!r} is not I/N with I < N")
+    return int(index), int(count)
 
 
 def _try(args: argparse.Namespace) -> int:

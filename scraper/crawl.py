@@ -64,6 +64,7 @@ class Crawler:
         transport: httpx.AsyncBaseTransport | None = None,
         on_progress: Callable[[CrawlStats], None] | None = None,
         state: CrawlState | None = None,
+        shard: tuple[int, int] = (0, 1),
     ) -> None:
         self.spider = spider
         self.settings = spider.settings
@@ -72,6 +73,7 @@ class Crawler:
         self.transport = transport
         self.on_progress = on_progress
         self.state = state
+        self.shard = shard
         self.stats = CrawlStats()
         self.stopped_by: signal.Signals | None = None
         self._hosts: dict[str, _HostSlots] = {}
@@ -84,7 +86,7 @@ class Crawler:
     async def run(self) -> CrawlStats:
         """Crawl until no request is left (or a stop signal); return the stats."""
         self.stats = CrawlStats()
-        self.frontier = Frontier(self.spider, self.stats, self.state)
+        self.frontier = Frontier(self.spider, self.stats, self.state, self.shard)
         self._stop = asyncio.Event()
         self._changed = asyncio.Event()
         wire = open_wire(self.settings, self.transport)

@@ -135,13 +135,17 @@ class Fetcher:
         declared = response.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > limit:
             raise FetchError("too large", f"it declares {declared} bytes (max_bytes: {limit})")
-        body = _BodyReader(response.headers.get("content-encoding", ""), limit)
+        compression = response.headers.get("content-encoding", "")
         try:
-            async for chunk in response.body():
-                body.feed(chunk)
+            if declared.isdigit() and not compression:
+                content = await response.read()  # known to fit: in one go
+            else:
+                body = _BodyReader(compression, limit)
+                async for chunk in response.body():
+                    body.feed(chunk)
+                content = body.finish()
         except WireError as failure:
             raise _Retryable(failure.reason, failure.detail) from None
-        content = body.finish()
         text, encoding = decode(content, _charset(content_type))
         return Page(
             url=url,

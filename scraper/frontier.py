@@ -7,11 +7,14 @@ never holds them all. A request is admitted once per crawl, by its canonical
 URL (``canonical_url``: query arguments sorted, fragment dropped), and only within
 ``allowed_domains``, ``max_depth``, ``max_pages`` and the ``only``/``skip``
 filters. With a ``CrawlState`` the frontier also records what it admits and
-what is done, and starts from what a previous run left.
+what is done, and starts from what a previous run left. With a ``shard``
+(I, N) it takes only every N-th start URL from the I-th on: the share of one
+of N worker processes.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections import deque
 from collections.abc import Iterator
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -26,7 +29,11 @@ class Frontier:
     """Requests still to fetch, for one crawl of ``spider``."""
 
     def __init__(
-        self, spider: SpiderSpec, stats: CrawlStats, state: CrawlState | None = None
+        self,
+        spider: SpiderSpec,
+        stats: CrawlStats,
+        state: CrawlState | None = None,
+        shard: tuple[int, int] = (0, 1),
     ) -> None:
         self.spider = spider
         self.settings = spider.settings
@@ -38,8 +45,10 @@ class Frontier:
         self._seen: set[int] = set()
         self._admitted = 0
         self._pending: deque[Request] = deque()
+        index, count = shard
         self._starts: Iterator[Request] = (
-            Request(s.url, s.page or spider.first_page) for s in spider.start
+            Request(s.url, s.page or spider.first_page)
+            for s in itertools.islice(spider.start, index, None, count)
         )
         if state is not None:
             self._seen.update(hash(key) for key in state.admitted_keys())

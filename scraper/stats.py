@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections import Counter
 from dataclasses import dataclass, field
 
 EMPTY_URLS_KEPT = 5
+_COUNTS = ("pages", "records", "failed", "dropped", "skipped", "empty_pages")
 
 
 @dataclass
@@ -22,6 +24,35 @@ class CrawlStats:
     empty_urls: dict[str, list[str]] = field(default_factory=dict)
     started: float = field(default_factory=time.monotonic)
     finished: float | None = None
+
+    def merge(self, other: CrawlStats) -> None:
+        """Add ``other``'s counts to these (the shares of several worker processes)."""
+        self.pages += other.pages
+        self.records += other.records
+        for mine, theirs in (
+            (self.failed, other.failed),
+            (self.dropped, other.dropped),
+            (self.skipped, other.skipped),
+            (self.empty_pages, other.empty_pages),
+        ):
+            mine.update(theirs)
+        for kind, urls in other.empty_urls.items():
+            kept = self.empty_urls.setdefault(kind, [])
+            kept.extend(urls[: EMPTY_URLS_KEPT - len(kept)])
+
+    def to_json(self) -> str:
+        """The counts as JSON, for a worker process to hand to its parent."""
+        counts = {name: getattr(self, name) for name in _COUNTS}
+        return json.dumps({**counts, "empty_urls": self.empty_urls}, ensure_ascii=False)
+
+    @classmethod
+    def from_json(cls, text: str) -> CrawlStats:
+        """Counts written by ``to_json``."""
+        data = json.loads(text)
+        stats = cls(pages=data["pages"], records=data["records"], empty_urls=data["empty_urls"])
+        for name in ("failed", "dropped", "skipped", "empty_pages"):
+            getattr(stats, name).update(data[name])
+        return stats
 
     def page_without_match(self, kind: str, url: str) -> None:
         """Count a page whose pattern matched nothing; keep its URL (the first few a kind)."""

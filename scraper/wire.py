@@ -58,6 +58,8 @@ class WireResponse:
     headers: Mapping[str, str]
     raw_headers: Sequence[tuple[bytes, bytes]]
     body: Callable[[], AsyncIterator[bytes]]
+    read: Callable[[], Awaitable[bytes]]
+    """The whole raw body at once: only for a Content-Length already checked."""
     close: Callable[[], Awaitable[None]]
 
 
@@ -120,8 +122,11 @@ class HttpxWire:
             except httpx.HTTPError as exc:
                 raise WireError("broken body", _detail(exc)) from None
 
+        async def read() -> bytes:
+            return b"".join([chunk async for chunk in body()])
+
         headers = response.headers
-        return WireResponse(response.status_code, headers, headers.raw, body, response.aclose)
+        return WireResponse(response.status_code, headers, headers.raw, body, read, response.aclose)
 
     async def aclose(self) -> None:
         await self.client.aclose()
@@ -172,10 +177,20 @@ class AiohttpWire:
             except aiohttp.ClientError as exc:
                 raise WireError("broken body", str(exc) or type(exc).__name__) from None
 
+        async def read() -> bytes:
+            try:
+                return await response.read()  # type: ignore[no-any-return]
+            except (asyncio.TimeoutError, aiohttp.ServerTimeoutError) as exc:
+                raise WireError("timeout", str(exc) or "the body stopped coming") from None
+            except aiohttp.ClientError as exc:
+                raise WireError("broken body", str(exc) or type(exc).__name__) from None
+
         async def close() -> None:
             response.release()
 
-        return WireResponse(response.status, response.headers, response.raw_headers, body, close)
+        return WireResponse(
+            response.status, response.headers, response.raw_headers, body, read, close
+        )
 
     async def aclose(self) -> None:
         if self._session is not None:

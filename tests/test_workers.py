@@ -1,0 +1,61 @@
+"""scraper run --workers N: several processes share one crawl and one output file."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.server import FixtureSite
+
+SPIDER = """
+spiders:
+  pages:
+    start: {base}/page/{{n}}
+    vars:
+      n: {{range: [0, 40]}}
+    robots: false
+    pattern: '<li>(?P<item>[^<]+)</li>'
+"""
+
+
+def run(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "scraper", "run", "pages", *args],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_two_workers_write_every_record_once(site: FixtureSite, tmp_path: Path) -> None:
+    for n in range(40):
+        items = "".join(f"<li>{n}-{i} 页</li>" for i in range(50))
+        site.add(f"/page/{n}", f"<ul>{items}</ul>")
+    site.add("/page/7", "gone", status=404)
+    (tmp_path / "spiders.yaml").write_text(SPIDER.format(base=site.base), encoding="utf-8")
+
+    done = run(tmp_path, "-o", "out.jsonl", "--workers", "2")
+
+    assert done.returncode == 1  # the 404
+    lines = (tmp_path / "out.jsonl").read_text(encoding="utf-8").splitlines()
+    items = [json.loads(line)["item"] for line in lines]
+    expected = [f"{n}-{i} 页" for n in range(40) if n != 7 for i in range(50)]
+    assert sorted(items) == sorted(expected)
+    assert site.count("/page/3") == 1
+    assert "pages fetched:   39\n" in done.stderr
+    assert "pages failed:    1 (http 404: 1)\n" in done.stderr
+    assert "records written: 1950\n" in done.stderr
+    hosts = {r.headers.get("User-Agent") for r in site.requests}
+    assert len(hosts) == 1
+
+
+def test_workers_need_an_output_file(tmp_path: Path) -> None:
+    (tmp_path / "spiders.yaml").write_text(
+        SPIDER.format(base="http://127.0.0.1:9"), encoding="utf-8"
+    )
+    done = run(tmp_path, "--workers", "2")
+    assert done.returncode == 2
+    assert done.stderr == "scraper: error: --workers needs an output file: add -o PATH.\n"

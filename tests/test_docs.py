@@ -6,6 +6,7 @@ code, and each piece must be in the README (and the README's examples must work)
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import re
 from collections.abc import Iterable
@@ -99,6 +100,8 @@ def test_command_has_help_text(command: str) -> None:
 def test_every_run_option_is_documented() -> None:
     text = section("Command line")
     for option in COMMANDS.choices["run"]._actions:
+        if option.help == argparse.SUPPRESS:
+            continue  # --shard, --stats-to: how --workers talks to its workers
         for name in option.option_strings:
             if name not in ("-h", "--help"):
                 assert name in text, f"scraper run {name} is not in README.md, 'Command line'"

@@ -495,3 +495,27 @@ def test_cookies_are_kept_for_the_crawl(
     assert records == [{"title": "inside"}]
     inside = next(r for r in site.requests if r.path == "/inside")
     assert inside.headers.get("Cookie") == "session=abc123"
+
+
+def test_a_proxy_setting_sends_every_request_through_the_proxy(
+    site: FixtureSite, tmp_path: Path, transport: httpx.AsyncBaseTransport | None
+) -> None:
+    # The FixtureSite plays a plain HTTP forward proxy: requests reach it with the
+    # absolute URL in the request line, for a host that does not exist.
+    site.add("/list", "<h1>through the proxy</h1>", host="films.invalid")
+    spider = make_spider(
+        site,
+        """
+        spiders:
+          test:
+            start: http://films.invalid/list
+            robots: false
+            proxy: SITE
+            pattern: '<h1>(?P<title>[^<]+)</h1>'
+        """,
+    )
+    if transport is not None:
+        transport = httpx.AsyncHTTPTransport(proxy=site.base)  # httpx: proxy is the transport's
+    _, records = crawl(spider, tmp_path, transport=transport)
+    assert records == [{"title": "through the proxy"}]
+    assert [(r.host, r.path) for r in site.requests] == [("films.invalid", "/list")]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import statistics
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -66,12 +67,18 @@ class Bench:
         return root, truth
 
     def ours(
-        self, label: str, spider: str, spider_file: Path, pages: int, truth: TruthSource
+        self,
+        label: str,
+        spider: str,
+        spider_file: Path,
+        pages: int,
+        truth: TruthSource,
+        *options: str,
     ) -> Client:
-        """``scraper run`` of ``spider`` as a client."""
+        """``scraper run`` of ``spider`` (with ``options``) as a client."""
         output = self.work / f"out-{slug(label)}.jsonl"
         command = [str(self.scraper_python), "-m", "scraper", "run", spider]
-        command += ["-f", str(spider_file), "-o", str(output), "-q"]
+        command += ["-f", str(spider_file), "-o", str(output), "-q", *options]
         return Client(label, command, output, pages, truth)
 
     def other(
@@ -161,6 +168,17 @@ def rss_mb(s: Sample) -> float:
 def ratio(a: Series, b: Series, value: Callable[[Sample], float]) -> float:
     """``a``'s median ``value`` over ``b``'s."""
     return a.median(value) / b.median(value)
+
+
+def paired_ratio(a: Series, b: Series, value: Callable[[Sample], float]) -> float:
+    """The median over rounds of ``a``'s ``value`` over ``b``'s in the same round.
+
+    The machine's speed drifts (a shared VM: the same run varies by 20-40 %);
+    clients measured back to back in one round see nearly the same machine, so
+    the ratio of each round is steadier than the ratio of the medians.
+    """
+    ratios = [value(x) / value(y) for x, y in zip(a.samples, b.samples, strict=True)]
+    return statistics.median(ratios)
 
 
 def slug(label: str) -> str:

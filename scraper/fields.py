@@ -43,22 +43,55 @@ def _unescape(value: Any, page: Page) -> Any:
     return html.unescape(value) if isinstance(value, str) else value
 
 
-_HIDDEN = regex.compile(r"<!--.*?-->|<(script|style)\b[^>]*>.*?</\1\s*>", regex.I | regex.S)
-_BLOCK_TAG = regex.compile(
-    r"</?(?:p|div|br|hr|li|ul|ol|dl|dt|dd|td|th|tr|table|h[1-6]|section|article|header|"
-    r"footer|blockquote|pre)\b[^>]*>",
-    regex.IGNORECASE,
+_BLOCK_TAGS = frozenset(
+    [
+        "p",
+        "div",
+        "br",
+        "hr",
+        "li",
+        "ul",
+        "ol",
+        "dl",
+        "dt",
+        "dd",
+        "td",
+        "th",
+        "tr",
+        "table",
+        "h1",
+        "h2",
+        "h3",
+        "h4",
+        "h5",
+        "h6",
+        "section",
+        "article",
+        "header",
+        "footer",
+        "blockquote",
+        "pre",
+    ]
 )
-_TAG = regex.compile(r"</?[A-Za-z][^>]*>")
 
 
 def _text(value: Any, page: Page) -> Any:
     if not isinstance(value, str):
         return value
-    value = _HIDDEN.sub("", value)
-    # Block-level tags separate words (<td>A</td><td>B</td> is "A B"); inline ones do not.
-    value = _TAG.sub("", _BLOCK_TAG.sub(" ", value))
-    return " ".join(html.unescape(value).split())
+    if "<" not in value and "&" not in value:
+        return " ".join(value.split())
+    # lxml reads the fragment as a browser would (a '>' inside an attribute, tags
+    # left open); the same parser serves every page, so it is made once.
+    from lxml import html as lxml_html
+
+    root = lxml_html.fragment_fromstring(value, create_parent="div")
+    for element in root.iter("script", "style"):
+        element.drop_tree()
+    for element in root.iter():
+        if element.tag in _BLOCK_TAGS:  # block tags separate words: <td>A</td><td>B</td>
+            element.tail = " " + (element.tail or "")
+            element.text = " " + (element.text or "")
+    return " ".join(root.text_content().split())
 
 
 def _number(kind: type[int] | type[float]) -> Processor:

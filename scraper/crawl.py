@@ -105,10 +105,10 @@ class Crawler:
                     log.warning("stopping: finishing the pages in flight (up to %.0fs)", STOP_GRACE)
                 self._notify()
                 await asyncio.wait({workers}, timeout=STOP_GRACE)
-            for task in (workers, stopping, progress):
-                if task is not None:
-                    task.cancel()
-            await asyncio.gather(workers, stopping, return_exceptions=True)
+            tasks = [workers, stopping, *([progress] if progress else [])]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
         finally:
             self._remove_signal_handlers()
             self._extractors.shutdown(wait=False, cancel_futures=True)

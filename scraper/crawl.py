@@ -105,7 +105,8 @@ class Crawler:
                     log.warning("stopping: finishing the pages in flight (up to %.0fs)", STOP_GRACE)
                 self._notify()
                 await asyncio.wait({workers}, timeout=STOP_GRACE)
-            tasks = [workers, stopping, *([progress] if progress else [])]
+            tasks: list[asyncio.Future[Any]] = [workers, stopping]
+            tasks += [progress] if progress else []
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)

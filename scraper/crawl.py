@@ -159,7 +159,9 @@ class Crawler:
                 log.info("not fetching %s: disallowed by robots.txt", request.url)
                 self._finish(request)
                 return
-            host.delay = max(self.settings.delay, await self._robots.crawl_delay(request.url))
+            if not host.robots_read:  # its Crawl-delay, once per host
+                host.delay = max(host.delay, await self._robots.crawl_delay(request.url))
+                host.robots_read = True
         async with host:
             try:
                 page = await fetcher.fetch(request)
@@ -273,6 +275,7 @@ class _HostSlots:
     def __init__(self, limit: int, delay: float, jitter: float) -> None:
         self.delay = delay
         self.jitter = jitter
+        self.robots_read = False
         self._semaphore = asyncio.Semaphore(limit)
         self._next_start = 0.0
         self._throttled_until = 0.0

@@ -124,10 +124,6 @@ class Crawler:
         self.stopped_by = self.stopped_by or signum
         self._stop.set()
 
-    def allows(self, url: str) -> bool:
-        """Whether links to ``url`` may be followed (http(s), within allowed_domains)."""
-        return self.frontier.allows(url)
-
     async def _work(self, fetcher: Fetcher) -> None:
         while not self._stop.is_set():
             request = self.frontier.next()

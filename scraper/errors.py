@@ -4,10 +4,10 @@
 
     ScraperError                 anything scraper reports to a user (exit code 2)
     ├── SpecError                a spiders.yaml that cannot be used; knows file:line:col
-    │   └── SpiderNotFound       `scraper run NAME` with a NAME the file does not define
-    ├── CallbackError            a `module:function` callback that cannot be imported
-    ├── CassetteError            a cassette that is missing, or a request it does not hold
-    └── OutputError              an output path that cannot be written (exit code 1)
+    │   ├── SpiderNotFound       `scraper run NAME` with a NAME the file does not define
+    │   └── CallbackError        a `module:function` callback that cannot be imported
+    ├── CassetteError            a cassette that is missing or cannot be read
+    └── OutputError              an output that cannot be written: path, disk (exit code 1)
 
     FetchError                   one page could not be fetched; counted by ``reason``,
                                  never stops a crawl (not a ScraperError: it never

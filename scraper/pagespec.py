@@ -10,8 +10,7 @@ must name exactly its groups. How matches become records is written in
 
 from __future__ import annotations
 
-import string
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import regex
@@ -69,6 +68,17 @@ class PageSpec:
     """Helper fields (``_name``): used by ``format:``, never written."""
 
 
+def flag_value(name: str) -> int | None:
+    """The regex flag called ``name`` (``DOTALL`` or ``S``, any case), or ``None``."""
+    upper = name.upper()
+    return FLAGS.get(FLAG_ALIASES.get(upper, upper))
+
+
+def caret(source: str, position: int) -> str:
+    """Two indented lines: ``source`` and a caret under its ``position``-th character."""
+    return f"\n    {source}\n    {' ' * position}^"
+
+
 class PageReader(NodeReader):
     """Reads page kinds; remembers follow targets until all kinds of a spider are known."""
 
@@ -100,7 +110,7 @@ class PageReader(NodeReader):
                 entries["format"][1], f"{where}: format", None
             ).items():
                 template = self.text(node, f"{where}: format: {key}")
-                names = [u for _, u, _, _ in _parse_template(self, node, template, where) if u]
+                names = self.template_names(node, template, f"{where}: format {key!r}", "fields")
                 for used in names:
                     if used not in field_names:
                         raise self.error(
@@ -153,14 +163,14 @@ class PageReader(NodeReader):
         result = 0
         for node in self.sequence(entries["flags"][1], f"{where}: flags"):
             flag = self.text(node, f"{where}: flags")
-            name = FLAG_ALIASES.get(flag.upper(), flag.upper())
-            if name not in FLAGS:
+            value = flag_value(flag)
+            if value is None:
                 raise self.error(
                     node,
-                    f"{where}: unknown flag {flag!r}{did_you_mean(name, list(FLAGS))}; "
-                    f"use any of {', '.join(FLAGS)}.",
+                    f"{where}: unknown flag {flag!r}"
+                    f"{did_you_mean(flag.upper(), list(FLAGS))}; use any of {', '.join(FLAGS)}.",
                 )
-            result |= FLAGS[name]
+            result |= value
         return result
 
     def compile_pattern(self, node: yaml.Node, what: str, flags: int) -> regex.Pattern[str]:
@@ -180,7 +190,7 @@ class PageReader(NodeReader):
         line, column = mark.line + 1, mark.column + 1
         if "\n" not in source:
             column += _raw_offset(node, position)
-        pointer = f"\n    {source}\n    {' ' * position}^" if "\n" not in source else ""
+        pointer = caret(source, position) if "\n" not in source else ""
         return SpecError(
             f"{what} is not a valid regular expression: {exc.msg} at position {position}."
             f"{pointer}\nFix the pattern there (in single quotes YAML keeps backslashes as "
@@ -326,17 +336,6 @@ class PageReader(NodeReader):
                 "'spiders.maoyan:parse' for def parse(page) in spiders/maoyan.py.",
             )
         return name
-
-
-def _parse_template(
-    reader: NodeReader, node: yaml.Node, template: str, where: str
-) -> Iterator[tuple[str, str | None, str | None, str | None]]:
-    try:
-        return iter(list(string.Formatter().parse(template)))
-    except ValueError as exc:
-        raise reader.error(
-            node, f"{where}: format {template!r} is not a valid template: {exc}."
-        ) from None
 
 
 def _raw_offset(node: yaml.Node, position: int) -> int:

@@ -14,10 +14,10 @@ documented in README.md, "Spider format".
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import itertools
 import math
-import string
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -277,7 +277,7 @@ class _SpecReader(PageReader):
                 for name, (_, header_node) in headers.items():
                     merged[name] = str(self.typed(header_node, (str, int, float), name, "text"))
                 changes[key] = merged
-        return _replace(base, changes)
+        return dataclasses.replace(base, **changes)
 
     def spider(
         self, name: str, key_node: yaml.Node, node: yaml.Node, defaults: CrawlSettings
@@ -374,7 +374,7 @@ class _SpecReader(PageReader):
                     if page not in pages:
                         raise self.error(parts["page"][1], unknown_page(page, pages, where))
             template = self.text(url_node, f"{where}: start")
-            names = self.template_names(url_node, template, where)
+            names = self.template_names(url_node, template, f"{where}: start", "vars")
             for name in names:
                 if name not in variables:
                     raise self.error(
@@ -406,30 +406,6 @@ class _SpecReader(PageReader):
                     f"remove it, or use {{{name}}} in a start URL.",
                 )
         return StartURLs(tuple(templates))
-
-    def template_names(self, node: yaml.Node, template: str, where: str) -> list[str]:
-        """The ``{name}``s of a start template; anything else in braces is an error."""
-        try:
-            fields = [(n, spec, conv) for _, n, spec, conv in string.Formatter().parse(template)]
-        except ValueError as exc:
-            raise self.error(
-                node,
-                f"{where}: start {template!r} is not a valid template ({exc}); write vars as "
-                "{name}, and a literal brace as {{ or }}.",
-            ) from None
-        names: list[str] = []
-        for name, spec, conversion in fields:
-            if name is None:
-                continue
-            if not name.isidentifier() or spec or conversion:
-                raise self.error(
-                    node,
-                    f"{where}: start {template!r} has {{{name}"
-                    f"{'!' + conversion if conversion else ''}{':' + spec if spec else ''}}}; "
-                    "vars are written {name}, with no format or conversion.",
-                )
-            names.append(name)
-        return names
 
     def variable(self, node: yaml.Node, what: str) -> Sequence[Any]:
         if isinstance(node, yaml.MappingNode):
@@ -465,9 +441,3 @@ class _SpecReader(PageReader):
         if not values:
             raise self.error(node, f"{what} gives no values, so no start URL would be made.")
         return values
-
-
-def _replace(settings: CrawlSettings, changes: dict[str, Any]) -> CrawlSettings:
-    values = {f.name: getattr(settings, f.name) for f in fields(settings)}
-    values.update(changes)
-    return CrawlSettings(**values)

@@ -20,7 +20,7 @@ from scraper.errors import FetchError, ScraperError
 from scraper.extract import Extraction, ExtractTimeout, extract
 from scraper.fetch import Fetcher, decode
 from scraper.models import Page, Request
-from scraper.pagespec import FLAG_ALIASES, FLAGS, WHOLE_MATCH_FIELD, PageSpec
+from scraper.pagespec import FLAGS, WHOLE_MATCH_FIELD, PageSpec, caret, flag_value
 from scraper.spec import CrawlSettings, SpiderSpec, StartURLs
 from scraper.wire import open_wire
 
@@ -112,17 +112,17 @@ def adhoc_page_spec(source: str, flag_names: list[str], fields: list[str]) -> Pa
     """A page kind for ``--pattern``: named groups, else ``fields`` or group numbers."""
     flags = 0
     for name in flag_names:
-        canonical = FLAG_ALIASES.get(name.upper(), name.upper())
-        if canonical not in FLAGS:
+        value = flag_value(name)
+        if value is None:
             raise ScraperError(f"unknown flag {name!r}; use any of {', '.join(FLAGS)}.")
-        flags |= FLAGS[canonical]
+        flags |= value
     try:
         pattern = regex.compile(source, flags | regex.VERSION0)
     except regex.error as exc:
         position = exc.pos or 0
         raise ScraperError(
             f"the pattern is not a valid regular expression: {exc.msg} at position {position}:"
-            f"\n    {source}\n    {' ' * position}^"
+            f"{caret(source, position)}"
         ) from None
     if pattern.groupindex:
         names = sorted(pattern.groupindex, key=lambda n: pattern.groupindex[n])

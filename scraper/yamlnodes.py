@@ -8,6 +8,7 @@ build a Python object.
 from __future__ import annotations
 
 import difflib
+import string
 from typing import Any, TypeVar
 
 import yaml
@@ -176,6 +177,34 @@ class NodeReader:
         if isinstance(node, yaml.SequenceNode):
             return list(node.value)
         return [node]
+
+    def template_names(self, node: yaml.Node, template: str, what: str, kind: str) -> list[str]:
+        """The ``{name}``s of a template (``kind`` says what they name, for messages).
+
+        Values are filled in as text, so a format spec or conversion ({n:.1f},
+        {n!r}) or a positional {} is an error here rather than at page time.
+        """
+        try:
+            parsed = [(n, spec, conv) for _, n, spec, conv in string.Formatter().parse(template)]
+        except ValueError as exc:
+            raise self.error(
+                node,
+                f"{what}: {template!r} is not a valid template ({exc}); write {kind} as "
+                "{name}, and a literal brace as {{ or }}.",
+            ) from None
+        names: list[str] = []
+        for name, spec, conversion in parsed:
+            if name is None:
+                continue
+            if not name or spec or conversion:
+                raise self.error(
+                    node,
+                    f"{what}: {template!r} has {{{name}"
+                    f"{'!' + conversion if conversion else ''}{':' + spec if spec else ''}}}; "
+                    f"{kind} are written {{name}}, with no format or conversion.",
+                )
+            names.append(name)
+        return names
 
     def mapping(self, node: yaml.Node, what: str, allowed: tuple[str, ...] | None) -> Entries:
         """A mapping's entries by key; unknown keys (when ``allowed`` is given) are errors."""

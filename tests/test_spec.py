@@ -547,3 +547,12 @@ def test_get_an_unknown_spider_lists_the_spiders(spider_file: SpiderFile) -> Non
     assert (
         str(caught.value) == "no spider named 'imdb' in spiders.yaml (it defines: maoyan, douban)."
     )
+
+
+def test_a_format_with_a_format_spec_is_refused_at_load_time() -> None:
+    # Values are joined as text: {n:.1f} would fail on every page, so it fails here.
+    error = spec_error(films("pattern: '<b>(?P<n>[0-9.]+)</b>'\nformat: {m: '{n:.1f}'}\n"))
+    assert str(error) == (
+        "spiders.yaml:5:17: spider 'films': format 'm': '{n:.1f}' has {n:.1f}; "
+        "fields are written {name}, with no format or conversion."
+    )

@@ -306,5 +306,20 @@ def run_spider(
 ) -> tuple[CrawlStats, signal.Signals | None]:
     """Run ``spider`` to the end in a new event loop; return its stats and stop signal."""
     crawler = Crawler(spider, writer, **options)  # type: ignore[arg-type]
+    _keep_large_buffers()
     stats = asyncio.run(crawler.run())
     return stats, crawler.stopped_by
+
+
+def _keep_large_buffers() -> None:
+    """Have glibc keep freed page-sized buffers for reuse instead of unmapping each one.
+
+    asyncio reads every response into a new 256 KiB buffer. glibc maps blocks over
+    128 KiB straight from the kernel and unmaps them when freed, until it sees a
+    large block freed, which raises that threshold. Without one, each page cost an
+    mmap, ~25 page faults and a munmap: 3.5x the page faults and +0.1 s of system
+    time per 2,000 pages of 80 KB. Freeing one 4 MiB block raises the threshold; with
+    other allocators this is only a short-lived allocation.
+    """
+    block = bytearray(4 << 20)
+    del block

@@ -176,13 +176,17 @@ def latency(bench: Bench) -> None:
     def max_in_flight(s: Sample) -> float:
         return s.extra["max_in_flight"]
 
+    def outside(s: Sample) -> float:
+        return s.wall - s.extra["span"]
+
     rows = [
         [
             s.label,
-            f"{s.median(pages_per_s):.0f}",
-            f"{s.median(pages_per_s) / ideal:.2f}",
             f"{s.median(seen):.0f}",
             f"{s.median(seen) / ideal:.2f}",
+            f"{s.median(pages_per_s):.0f}",
+            f"{s.median(pages_per_s) / ideal:.2f}",
+            f"{s.median(outside):.2f}",
             f"{s.median(mean_in_flight):.1f} / {s.median(max_in_flight):.0f}",
             f"{s.median(cpu_ms_per_page):.2f}",
             f"{s.median(rss_mb):.1f}",
@@ -191,19 +195,19 @@ def latency(bench: Bench) -> None:
         for s in series
     ]
     bench.say()
-    headers = ["client", "pages/s", "x ideal", "server-seen pages/s", "x ideal (server)"]
-    headers += ["in flight mean / max", "CPU ms/page", "peak RSS MB", "runs ok"]
+    headers = ["client", "server-seen pages/s", "x ideal", "whole-process pages/s", "x ideal"]
+    headers += ["s outside", "in flight mean / max", "CPU ms/page", "peak RSS MB", "runs ok"]
     bench.say(table(headers, rows))
     bench.say(
-        "pages/s: pages / whole-process wall time; server-seen: pages / (last response - "
-        "first request) as the server saw them, i.e. without start-up and shutdown; in flight: "
-        "requests inside the server, mean over that span and most at once."
+        "server-seen: pages / (last response - first request) as the server saw them: the "
+        "crawl's rate, which the ideal is a rate of. whole-process: pages / wall time from "
+        "fork to exit; 's outside' is the wall time outside that span (interpreter start, "
+        "imports, set-up, shutdown), which no crawl rate can win back: with "
+        f"{bench.pages:,} pages the ideal span is {bench.pages / ideal:.2f} s. in flight: "
+        "requests inside the server, mean over the span and most at once."
     )
     for ours in (series[0], series[2]):
         kind = ours.label.split(", ")[1]
-        bench.goal(
-            f"latency, {kind}, ours/ideal pages/s", ours.median(pages_per_s) / ideal, 0.9, "x"
-        )
         bench.goal(
             f"latency, {kind}, ours/ideal server-seen pages/s", ours.median(seen) / ideal, 0.9, "x"
         )

@@ -69,6 +69,7 @@ defaults:
   per_host: {concurrency}
   timeout: 30
   retries: 2
+  robots: false   # as Scrapy is told (ROBOTSTXT_OBEY = False); the aiohttp loop never asks
 
 spiders:
 """

@@ -118,12 +118,18 @@ class Client:
 
 
 def run_rounds(bench: Bench, clients: Sequence[Client]) -> list[Series]:
-    """Run every client once a round, ``bench.rounds`` rounds; check every run's records."""
+    """Run every client once a round, ``bench.rounds`` rounds; check every run's records.
+
+    Odd rounds run the clients in the order given, even rounds in reverse (ABBA), so
+    that no client always follows the same one (Scrapy's 10 s of full CPU, say) and
+    clients listed next to each other are always measured back to back.
+    """
     series = [Series(c.label) for c in clients]
     logs = bench.work / "logs"
     logs.mkdir(exist_ok=True)
     for round_number in range(1, bench.rounds + 1):
-        for client, samples in zip(clients, series, strict=True):
+        order = list(zip(clients, series, strict=True))
+        for client, samples in order if round_number % 2 else reversed(order):
             client.output.unlink(missing_ok=True)
             if client.before:
                 client.before()

@@ -51,10 +51,17 @@ def throughput(bench: Bench) -> None:
     with nginx(root, bench.work / "nginx") as base:
         spider_file = bench.work / "board.yaml"
         write_board_spiders(spider_file, base, bench.pages, CONCURRENCY)
+        # The headline pair first and side by side: measured back to back every round.
         clients = [
             bench.ours("scraper run, template", "board", spider_file, bench.pages, lambda: truth),
-            bench.ours(
-                "scraper run, follow next", "board_follow", spider_file, bench.pages, lambda: truth
+            bench.other(
+                "aiohttp loop",
+                "aiohttp_loop",
+                "board",
+                base,
+                bench.pages,
+                CONCURRENCY,
+                lambda: truth,
             ),
             bench.ours(
                 "scraper run, template, 2 workers",
@@ -65,17 +72,11 @@ def throughput(bench: Bench) -> None:
                 "--workers",
                 "2",
             ),
-            bench.other(
-                "Scrapy", "scrapy_spider", "board", base, bench.pages, CONCURRENCY, lambda: truth
+            bench.ours(
+                "scraper run, follow next", "board_follow", spider_file, bench.pages, lambda: truth
             ),
             bench.other(
-                "aiohttp loop",
-                "aiohttp_loop",
-                "board",
-                base,
-                bench.pages,
-                CONCURRENCY,
-                lambda: truth,
+                "Scrapy", "scrapy_spider", "board", base, bench.pages, CONCURRENCY, lambda: truth
             ),
         ]
         series = run_rounds(bench, clients)
@@ -91,7 +92,7 @@ def throughput(bench: Bench) -> None:
     ]
     bench.say()
     bench.say(table(["client", "pages/s", "CPU ms/page", "peak RSS MB", "runs ok"], rows))
-    ours, _, two_workers, scrapy, floor = series
+    ours, floor, two_workers, _, scrapy = series
     for other in (scrapy, floor):
         bench.say(
             f"ours (template) / {other.label}: {ratio(ours, other, pages_per_s):.2f}x pages/s "

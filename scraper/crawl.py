@@ -29,12 +29,13 @@ from scraper.fetch import Fetcher, RobotsRules
 from scraper.frontier import Frontier
 from scraper.models import Page, Request
 from scraper.spec import SpiderSpec
-from scraper.state import CrawlState
 from scraper.stats import CrawlStats
 from scraper.wire import open_wire
 
 if TYPE_CHECKING:
     import httpx
+
+    from scraper.state import CrawlState
 
 log = logging.getLogger("scraper")
 

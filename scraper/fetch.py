@@ -18,14 +18,16 @@ import re
 import zlib
 from collections.abc import Callable
 from email.utils import parsedate_to_datetime
+from typing import TYPE_CHECKING
 from urllib.parse import urljoin, urlsplit
-
-from protego import Protego
 
 from scraper.errors import FetchError
 from scraper.models import Page, Request
 from scraper.spec import CrawlSettings
 from scraper.wire import ACCEPT_ENCODINGS, Wire, WireError, WireResponse
+
+if TYPE_CHECKING:
+    from protego import Protego
 
 log = logging.getLogger("scraper")
 
@@ -252,6 +254,8 @@ class RobotsRules:
         except FetchError as failure:
             log.info("no robots.txt rules from %s (%s): all allowed", url, failure.reason)
             return None
+        from protego import Protego
+
         return Protego.parse(page.text)
 
 

@@ -17,12 +17,15 @@ from __future__ import annotations
 import itertools
 from collections import deque
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from scraper.models import Request
 from scraper.spec import SpiderSpec
-from scraper.state import CrawlState
 from scraper.stats import CrawlStats
+
+if TYPE_CHECKING:
+    from scraper.state import CrawlState
 
 
 class Frontier:

@@ -15,7 +15,6 @@ documented in README.md, "Spider format".
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import itertools
 import math
 from collections.abc import Iterator, Mapping, Sequence
@@ -30,7 +29,7 @@ import yaml
 from scraper.errors import Location, SpecError, SpiderNotFound
 from scraper.expect import Expectations, read_expectations
 from scraper.pagespec import PAGE_KEYS, FollowRule, PageReader, PageSpec, unknown_page
-from scraper.yamlnodes import Entries, compose
+from scraper.yamlnodes import Entries, close_match, compose
 
 __all__ = [
     "CrawlSettings",
@@ -178,9 +177,9 @@ class SpiderFile:
             return self.spiders[name]
         known = ", ".join(self.spiders) or "none"
         message = f"no spider named {name!r} in {self.path} (it defines: {known})."
-        close = difflib.get_close_matches(name, list(self.spiders), n=1)
+        close = close_match(name, self.spiders)
         if close:
-            message = f"{message[:-1]}; did you mean {close[0]!r}?"
+            message = f"{message[:-1]}; did you mean {close!r}?"
         raise SpiderNotFound(message)
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -41,6 +40,8 @@ class CrawlState:
     """The SQLite file of one crawl; ``spider`` guards against resuming another spider."""
 
     def __init__(self, path: Path, spider: str) -> None:
+        import sqlite3  # only --resume needs it: kept off every other run's start-up
+
         self.path = path
         try:
             self._db = sqlite3.connect(path, isolation_level=None)

@@ -7,7 +7,6 @@ build a Python object.
 
 from __future__ import annotations
 
-import difflib
 import string
 from typing import Any, TypeVar
 
@@ -234,13 +233,21 @@ def describe(value: Any) -> str:
     return f"{value!r}"
 
 
-def did_you_mean(name: str, choices: Any) -> str:
+def close_match(name: str, choices: Any) -> str | None:
+    """The one of ``choices`` that ``name`` was most likely meant to be, if any is close."""
+    import difflib  # only a wrong name needs it: kept off every good run's start-up
+
     close = difflib.get_close_matches(name, list(choices), n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
+    return close[0] if close else None
+
+
+def did_you_mean(name: str, choices: Any) -> str:
+    close = close_match(name, choices)
+    return f" (did you mean {close!r}?)" if close else ""
 
 
 def unknown_key(key: str, what: str, allowed: tuple[str, ...]) -> str:
-    close = difflib.get_close_matches(key, allowed, n=1)
+    close = close_match(key, allowed)
     if close:
-        return f"unknown key {key!r} in {what}; did you mean {close[0]!r}?"
+        return f"unknown key {key!r} in {what}; did you mean {close!r}?"
     return f"unknown key {key!r} in {what}; allowed keys are: {', '.join(allowed)}."

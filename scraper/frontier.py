@@ -15,6 +15,7 @@ of N worker processes.
 from __future__ import annotations
 
 import itertools
+import re
 from collections import deque
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
@@ -122,11 +123,16 @@ class Frontier:
 
 
 _DEFAULT_PORTS = {"http": ":80", "https": ":443"}
+# Already canonical: lower-case scheme and host, a path, no query, fragment or blanks.
+_PLAIN_URL = re.compile(r"(https?)://[a-z0-9.-]+(:[0-9]+)?/[^?#\s]*")
 
 
 def canonical_url(url: str) -> str:
     """``url`` as dedup compares it: scheme and host lower-case, default port, empty
     path and fragment dropped, query arguments sorted (blank ones kept)."""
+    plain = _PLAIN_URL.fullmatch(url)
+    if plain and plain[2] != _DEFAULT_PORTS[plain[1]]:
+        return url  # most URLs, such as a template's: one match instead of split and join
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
     netloc = parts.netloc.lower().removesuffix(_DEFAULT_PORTS.get(scheme, "\0"))

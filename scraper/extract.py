@@ -25,9 +25,10 @@ sent to the rule's page kind with the rule's other named groups carried along.
 A callback's ``Request`` goes, unless it names a page kind, to the kind of the
 page that yielded it.
 
-Every regex runs under the spider's ``extract_timeout`` for the whole page (the
-matching only: our own work on the matches is not counted): a pattern that
-backtracks without end raises ``ExtractTimeout`` instead of stalling the crawl.
+Every regex runs under the spider's ``extract_timeout`` for the whole page, the
+``sub`` processors of its fields included (our own work on the matches is not
+counted): a pattern that backtracks without end raises ``ExtractTimeout``
+instead of stalling the crawl.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ from urllib.parse import urldefrag
 
 import regex
 
-from scraper.fields import DropRecord, Processor
+from scraper.fields import PATTERN_DEADLINE, DropRecord, Processor
 from scraper.models import Page, Record, Request
 from scraper.spec import PageSpec, SpiderSpec
 
@@ -80,6 +81,34 @@ def extract(
     budget = spider.settings.extract_timeout if timeout is None else timeout
     deadline = time.monotonic() + budget
     result = Extraction()
+    token = PATTERN_DEADLINE.set(deadline)
+    try:
+        _match(page, spec, result, deadline, concurrent)
+    except TimeoutError as exc:  # a sub: processor ran past the deadline
+        raise ExtractTimeout(str(exc)) from None
+    finally:
+        PATTERN_DEADLINE.reset(token)
+    if callback is not None:
+        produced = callback(replace(page, records=tuple(result.records)))
+        result.records = []
+        for item in produced or ():
+            if isinstance(item, Request):
+                result.requests.append(_from_callback(item, page, spider))
+            elif isinstance(item, dict):
+                result.records.append(item)
+            else:
+                raise TypeError(
+                    f"callback {spec.callback} yielded {type(item).__name__}; "
+                    "yield dicts (records) or scraper.Request objects"
+                )
+    _finish(result.records, page, spider)
+    return result
+
+
+def _match(
+    page: Page, spec: PageSpec, result: Extraction, deadline: float, concurrent: bool
+) -> None:
+    """The page kind's pattern and follow rules: records and links into ``result``."""
     if spec.pattern is not None:
         build = _builder(spec)
         for match in _finditer(spec.pattern, page.text, deadline, concurrent):
@@ -104,21 +133,6 @@ def extract(
                 continue
             url, _ = urldefrag(page.urljoin(href))
             result.requests.append(Request(url, rule.to, page.request.depth + 1, carry))
-    if callback is not None:
-        produced = callback(replace(page, records=tuple(result.records)))
-        result.records = []
-        for item in produced or ():
-            if isinstance(item, Request):
-                result.requests.append(_from_callback(item, page, spider))
-            elif isinstance(item, dict):
-                result.records.append(item)
-            else:
-                raise TypeError(
-                    f"callback {spec.callback} yielded {type(item).__name__}; "
-                    "yield dicts (records) or scraper.Request objects"
-                )
-    _finish(result.records, page, spider)
-    return result
 
 
 def _finditer(

@@ -8,12 +8,18 @@ and ``required``.
 
 Every field is stripped of surrounding whitespace before its processors run,
 unless its list starts with ``raw``.
+
+``sub`` patterns come from users and their input from strangers' pages: they run
+until ``PATTERN_DEADLINE``, the deadline of the page being extracted.
 """
 
 from __future__ import annotations
 
 import html
+import math
+import time
 from collections.abc import Callable
+from contextvars import ContextVar
 from typing import Any
 
 import regex
@@ -21,6 +27,10 @@ import regex
 from scraper.models import Page
 
 Processor = Callable[[Any, Page], Any]
+
+PATTERN_DEADLINE: ContextVar[float] = ContextVar("PATTERN_DEADLINE", default=math.inf)
+"""When the patterns of the page being extracted must stop (``time.monotonic()``).
+Set by ``scraper.extract``; a ``sub`` that runs past it raises ``TimeoutError``."""
 
 
 class DropRecord(Exception):
@@ -131,7 +141,15 @@ def _sub(argument: Any) -> Processor:
     replacement = argument[1]
 
     def sub(value: Any, page: Page) -> Any:
-        return pattern.sub(replacement, value) if isinstance(value, str) else value
+        if not isinstance(value, str):
+            return value
+        left = PATTERN_DEADLINE.get() - time.monotonic()
+        try:
+            if left <= 0:  # regex reads a timeout <= 0 as "none"
+                raise TimeoutError
+            return pattern.sub(replacement, value, timeout=None if left == math.inf else left)
+        except TimeoutError:
+            raise TimeoutError(pattern.pattern) from None
 
     return sub
 

@@ -421,3 +421,30 @@ def test_a_backtracking_page_does_not_stall_fetches_in_flight(
     assert elapsed < 5.0
     assert stats.failed == {"extract timeout": 1}
     assert by_n(records) == [record(site, "/slow", *row) for row in good_rows(0)]
+
+
+def test_a_sub_that_backtracks_on_a_field_fails_only_its_page(
+    site: FixtureSite, tmp_path: Path
+) -> None:
+    # The page pattern is harmless; the field's sub: is not, on the field a stranger's page
+    # gives it. It runs under the page's extract_timeout like the pattern does.
+    site.add("/good", "<p>xxy</p>")
+    site.add("/evil", "<p>" + "x" * 5_000 + "</p>")
+    text = f"""
+spiders:
+  subs:
+    start: ['{site.url("/good")}', '{site.url("/evil")}']
+    robots: false
+    retries: 0
+    extract_timeout: 0.5
+    pattern: '<p>(?P<body>x+y?)</p>'
+    clean:
+      body: {{sub: ['(x+x+)+y', 'Y']}}
+"""
+    spider = parse_spiders(text, "subs.yaml").get("subs")
+
+    stats, records, elapsed = crawl(spider, tmp_path)
+
+    assert elapsed < 5.0
+    assert stats.failed == {"extract timeout": 1}
+    assert records == [{"body": "Y"}]

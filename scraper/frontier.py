@@ -99,10 +99,14 @@ class Frontier:
         settings = self.settings
         if settings.max_depth is not None and request.depth > settings.max_depth:
             return "max_depth"
-        if settings.only and not any(p.search(request.url) for p in settings.only):
-            return "not in only"
-        if any(p.search(request.url) for p in settings.skip):
-            return "skip"
+        url, limit = request.url, settings.extract_timeout  # the URL came from a page
+        try:
+            if settings.only and not any(p.search(url, timeout=limit) for p in settings.only):
+                return "not in only"
+            if any(p.search(url, timeout=limit) for p in settings.skip):
+                return "skip"
+        except TimeoutError:
+            return "filter timeout"
         return None
 
     def _admit(self, request: Request) -> bool:

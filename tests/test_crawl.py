@@ -307,6 +307,38 @@ def test_offsite_links_are_never_requested(site: FixtureSite, tmp_path: Path) ->
     assert stats.skipped["offsite"] == 3
 
 
+def test_only_and_skip_filter_links_and_a_filter_cannot_hang_on_a_long_url(
+    site: FixtureSite, tmp_path: Path
+) -> None:
+    long_path = "/x" + "x" * 5_000  # a link a stranger's page may hold
+    site.add(
+        "/home",
+        f"""<a href="/keep/1">k</a> <a href="/drop/2">d</a> <a href="/other/3">o</a>
+        <a href="{long_path}">x</a>""",
+    )
+    for path in ("/keep/1", "/drop/2", "/other/3", long_path):
+        site.add(path, f"<h1>{path[:8]}</h1>")
+    spider = make_spider(
+        site,
+        """
+        spiders:
+          test:
+            start: 'SITE/home'
+            extract_timeout: 0.3
+            only: ['/(keep|drop|x)']
+            skip: ['/drop', '(x+x+)+y']
+            pattern: '<h1>(?P<title>[^<]+)</h1>'
+            follow: {pattern: 'href="([^"]+)"', to: main}
+        """,
+    )
+    started = time.monotonic()
+    stats, records = crawl(spider, tmp_path)
+    assert time.monotonic() - started < 5
+    assert records == [{"title": "/keep/1"}]
+    assert [r.path for r in page_requests(site)] == ["/home", "/keep/1"]
+    assert stats.skipped == {"skip": 1, "not in only": 1, "filter timeout": 1}
+
+
 # -- failures ------------------------------------------------------------------------------------
 
 

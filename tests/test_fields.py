@@ -262,3 +262,33 @@ def test_a_group_that_did_not_match_passes_through_as_none(name: str, argument: 
 def test_none_passes_through_a_whole_chain_in_a_spider() -> None:
     clean = r"[unescape, text, {sub: ['x', 'y']}, float]"
     assert scores(clean, "<li>A<em>9.6</em></li><li>B</li>") == [9.6, None]
+
+
+@pytest.mark.parametrize(
+    ("pattern", "needs_the_deadline"),
+    [
+        ("^主演：", False),  # no repeat: cannot run away, so it pays no timeout cost
+        ("a?b|c", False),
+        ("x+y", True),
+        ("(ab)*", True),
+        ("a{2,}", True),
+        ("(a|b(?R))", True),  # recursion repeats too
+    ],
+)
+def test_sub_runs_under_the_page_deadline_when_its_pattern_can_repeat(
+    pattern: str, needs_the_deadline: bool
+) -> None:
+    import time
+
+    from scraper.fields import PATTERN_DEADLINE
+
+    sub = PROCESSORS["sub"]([pattern, ""])
+    token = PATTERN_DEADLINE.set(time.monotonic() - 1)  # the page's time is already up
+    try:
+        if needs_the_deadline:
+            with pytest.raises(TimeoutError):
+                sub("主演：xxyab", None)
+        else:
+            assert isinstance(sub("主演：xxyab", None), str)
+    finally:
+        PATTERN_DEADLINE.reset(token)

@@ -30,7 +30,7 @@ from harness import (
     run_rounds,
     runs_ok,
 )
-from measure import Record, Sample, table
+from measure import Record, Sample, Series, table
 from profiling import profile
 from servers import delay_server, nginx
 from startup import startup
@@ -80,18 +80,7 @@ def throughput(bench: Bench) -> None:
             ),
         ]
         series = run_rounds(bench, clients)
-    rows = [
-        [
-            s.label,
-            f"{s.median(pages_per_s):.0f}",
-            f"{s.median(cpu_ms_per_page):.2f}",
-            f"{s.median(rss_mb):.1f}",
-            runs_ok(s),
-        ]
-        for s in series
-    ]
-    bench.say()
-    bench.say(table(["client", "pages/s", "CPU ms/page", "peak RSS MB", "runs ok"], rows))
+    _say_rates(bench, series, cpu_digits=2)
     ours, floor, two_workers, _, scrapy = series
     for other in (scrapy, floor):
         bench.say(
@@ -250,18 +239,7 @@ def scale(bench: Bench) -> None:
                 )
             )
         series = run_rounds(bench, clients)
-    rows = [
-        [
-            s.label,
-            f"{s.median(pages_per_s):.0f}",
-            f"{s.median(cpu_ms_per_page):.3f}",
-            f"{s.median(rss_mb):.1f}",
-            runs_ok(s),
-        ]
-        for s in series
-    ]
-    bench.say()
-    bench.say(table(["client", "pages/s", "CPU ms/page", "peak RSS MB", "runs ok"], rows))
+    _say_rates(bench, series, cpu_digits=3)
     ours = series[0::2]
     smallest, largest = ours[0].median(rss_mb), ours[-1].median(rss_mb)
     if len(ours) > 1:
@@ -271,6 +249,22 @@ def scale(bench: Bench) -> None:
             f"{sizes[-1]:,} URLs ({per_1000 * 1024:.1f} KB per 1,000 URLs)"
         )
     bench.goal(f"scale, ours peak RSS at {sizes[-1]:,} URLs", largest, 150, " MB", below=True)
+
+
+def _say_rates(bench: Bench, series: list[Series], cpu_digits: int) -> None:
+    """The table of pages/s, CPU ms/page and peak RSS, one row per client."""
+    rows = [
+        [
+            s.label,
+            f"{s.median(pages_per_s):.0f}",
+            f"{s.median(cpu_ms_per_page):.{cpu_digits}f}",
+            f"{s.median(rss_mb):.1f}",
+            runs_ok(s),
+        ]
+        for s in series
+    ]
+    bench.say()
+    bench.say(table(["client", "pages/s", "CPU ms/page", "peak RSS MB", "runs ok"], rows))
 
 
 SCENARIOS: dict[str, Callable[[Bench], None]] = {

@@ -309,6 +309,7 @@ def _try(args: argparse.Namespace) -> int:
     from scraper.cassette import cassette_transport, default_cassette
     from scraper.spec import CrawlSettings, load_spiders
     from scraper.trial import adhoc_page_spec, adhoc_spider, load_page, run_trial
+    from scraper.yamlnodes import did_you_mean
 
     with ExitStack() as stack:
         if args.pattern is not None:
@@ -323,7 +324,7 @@ def _try(args: argparse.Namespace) -> int:
             if kind not in spider.pages:
                 raise ScraperError(
                     f"spider {spider.name!r} has no page kind {kind!r} "
-                    f"(pages: {', '.join(spider.pages)})."
+                    f"(pages: {', '.join(spider.pages)}){did_you_mean(kind, spider.pages)}."
                 )
             page_spec = spider.pages[kind]
             source = args.url or next(
@@ -375,7 +376,7 @@ def _test(args: argparse.Namespace) -> int:
         problems = check.problems(stats)
         counts = f"{check.count} records, {stats.pages} pages"
         results.append((name, "FAIL" if problems else "pass", counts, problems))
-    width = max(len(name) for name, *_ in results)
+    width = max((len(name) for name, *_ in results), default=0)
     for name, verdict, counts, problems in results:
         print(f"{verdict:<4}  {name:<{width}}  {counts}")
         for problem in problems:

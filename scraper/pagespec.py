@@ -94,14 +94,12 @@ class PageReader(NodeReader):
         callback = None
         if "callback" in entries:
             callback = self.callback_name(entries["callback"][1], where)
-        if (
-            pattern is None
-            and callback is None
-            and any(key in entries for key in ("fields", "clean", "format"))
-        ):
+        needing = [key for key in ("fields", "clean", "format") if key in entries]
+        if pattern is None and callback is None and needing:
             raise self.error(
-                next(iter(entries.values()))[0],
-                f"{where} has fields to clean but no 'pattern:' to capture them.",
+                entries[needing[0]][0],
+                f"{where} has '{needing[0]}:' but no 'pattern:' to capture its fields; "
+                "add a pattern.",
             )
         field_names, group_index = self.field_names(pattern, entries, where)
         formats: dict[str, tuple[str, tuple[str, ...]]] = {}
@@ -188,9 +186,10 @@ class PageReader(NodeReader):
         position = exc.pos if exc.pos is not None else 0
         mark = node.start_mark
         line, column = mark.line + 1, mark.column + 1
+        pointer = ""
         if "\n" not in source:
             column += _raw_offset(node, position)
-        pointer = caret(source, position) if "\n" not in source else ""
+            pointer = caret(source, position)
         return SpecError(
             f"{what} is not a valid regular expression: {exc.msg} at position {position}."
             f"{pointer}\nFix the pattern there (in single quotes YAML keeps backslashes as "

@@ -247,7 +247,7 @@ class _SpecReader(PageReader):
             label = f"{what}: {key}"
             if key in ("concurrency", "per_host", "max_bytes"):
                 changes[key] = self.number(value, label, int, 1)
-            elif key in ("retries", "max_redirects"):
+            elif key in ("retries", "max_redirects", "max_depth", "max_pages"):
                 changes[key] = self.number(value, label, int, 0)
             elif key in ("timeout", "extract_timeout"):
                 changes[key] = self.number(value, label, float, 0.001)
@@ -265,8 +265,6 @@ class _SpecReader(PageReader):
             elif key in ("only", "skip"):
                 nodes = self.sequence(value, label)
                 changes[key] = tuple(self.compile_pattern(n, label, 0) for n in nodes)
-            elif key in ("max_depth", "max_pages"):
-                changes[key] = self.number(value, label, int, 0)
             elif key == "allowed_domains":
                 domains = [d.lower().lstrip(".") for d in self.strings(value, label)]
                 changes[key] = tuple(domains)
@@ -274,7 +272,8 @@ class _SpecReader(PageReader):
                 headers = self.mapping(value, label, None)
                 merged = dict(base.headers)
                 for name, (_, header_node) in headers.items():
-                    merged[name] = str(self.typed(header_node, (str, int, float), name, "text"))
+                    value = self.typed(header_node, (str, int, float), f"{label}: {name}", "text")
+                    merged[name] = str(value)
                 changes[key] = merged
         return dataclasses.replace(base, **changes)
 

@@ -8,7 +8,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 EMPTY_URLS_KEPT = 5
-_COUNTS = ("pages", "records", "failed", "dropped", "skipped", "empty_pages")
+_BY_REASON = ("failed", "dropped", "skipped", "empty_pages")
+_COUNTS = ("pages", "records", *_BY_REASON)
 
 
 @dataclass
@@ -29,13 +30,8 @@ class CrawlStats:
         """Add ``other``'s counts to these (the shares of several worker processes)."""
         self.pages += other.pages
         self.records += other.records
-        for mine, theirs in (
-            (self.failed, other.failed),
-            (self.dropped, other.dropped),
-            (self.skipped, other.skipped),
-            (self.empty_pages, other.empty_pages),
-        ):
-            mine.update(theirs)
+        for name in _BY_REASON:
+            getattr(self, name).update(getattr(other, name))
         for kind, urls in other.empty_urls.items():
             kept = self.empty_urls.setdefault(kind, [])
             kept.extend(urls[: EMPTY_URLS_KEPT - len(kept)])
@@ -50,7 +46,7 @@ class CrawlStats:
         """Counts written by ``to_json``."""
         data = json.loads(text)
         stats = cls(pages=data["pages"], records=data["records"], empty_urls=data["empty_urls"])
-        for name in ("failed", "dropped", "skipped", "empty_pages"):
+        for name in _BY_REASON:
             getattr(stats, name).update(data[name])
         return stats
 

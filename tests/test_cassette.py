@@ -233,3 +233,11 @@ def test_scraper_test_skips_a_spider_without_a_cassette(
         f"             - no cassette at {Path('spiders/cassettes/notes.yaml')}",
         "1 passed, 0 failed, 1 skipped",
     ]
+
+
+def test_scraper_test_on_a_file_without_spiders_reports_none(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "spiders.yaml").write_text("spiders: {}\n", encoding="utf-8")
+    assert main(["test", "-f", str(tmp_path / "spiders.yaml")]) == 0
+    assert capsys.readouterr().out.splitlines() == ["0 passed, 0 failed, 0 skipped"]

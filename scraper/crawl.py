@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from scraper.callbacks import Callback
 from scraper.errors import FetchError, OutputError
-from scraper.export import JsonLinesWriter, RecordSink
+from scraper.export import RecordSink
 from scraper.extract import Extraction, ExtractTimeout, extract
 from scraper.fetch import Fetcher, RobotsRules
 from scraper.frontier import Frontier
@@ -151,14 +151,13 @@ class Crawler:
     async def _process(self, fetcher: Fetcher, request: Request) -> None:
         host = self._host(request.host)
         if self._robots is not None:
-            if not await self._robots.allows(request.url):
+            allowed, crawl_delay = await self._robots.check(request.url)
+            if not allowed:
                 self.stats.skipped["robots.txt"] += 1
                 log.info("not fetching %s: disallowed by robots.txt", request.url)
                 self._finish(request)
                 return
-            if not host.robots_read:  # its Crawl-delay, once per host
-                host.delay = max(host.delay, await self._robots.crawl_delay(request.url))
-                host.robots_read = True
+            host.delay = max(host.delay, crawl_delay)
         async with host:
             try:
                 page = await fetcher.fetch(request)
@@ -196,13 +195,13 @@ class Crawler:
         the event loop), a page that needs longer than that gives ``None``."""
         page_spec = self.spider.pages[kind]
         callback = self.callbacks.get(kind)
-        full = self.settings.extract_timeout
+        inline = budget is not None and budget < self.settings.extract_timeout
         try:
-            if budget is not None and budget < full:
+            if inline:
                 return extract(page, page_spec, self.spider, callback, timeout=budget)
             return extract(page, page_spec, self.spider, callback, concurrent=budget is None)
         except ExtractTimeout as timeout:
-            if budget is not None and budget < full:
+            if inline:
                 return None
             log.warning(
                 "failed %s: the patterns took over %ss (extract_timeout); stopped in %r",
@@ -224,8 +223,7 @@ class Crawler:
     def _finish(self, request: Request, *, failed: bool = False) -> None:
         if self.state is not None:
             self.frontier.finish(request, failed=failed)
-            size = self.writer.size if isinstance(self.writer, JsonLinesWriter) else 0
-            self.state.commit(size)
+            self.state.commit(self.writer.size)
 
     def _throttle(self, host: str, seconds: float) -> None:
         log.warning("%s asks us to slow down: pausing it for %.1fs", host, seconds)
@@ -272,7 +270,6 @@ class _HostSlots:
     def __init__(self, limit: int, delay: float, jitter: float) -> None:
         self.delay = delay
         self.jitter = jitter
-        self.robots_read = False
         self._semaphore = asyncio.Semaphore(limit)
         self._next_start = 0.0
         self._throttled_until = 0.0

@@ -70,6 +70,7 @@ class ExpectationCheck:
     def __init__(self, expect: Expectations) -> None:
         self.expect = expect
         self.count = 0
+        self.size = 0  # a RecordSink with no file
         self._missing: Counter[str] = Counter()
         self._first_missing: dict[str, int] = {}
         self._seen: dict[str, set[Any]] = {name: set() for name in expect.unique}

@@ -22,7 +22,13 @@ from scraper.models import Record
 
 
 class RecordSink(Protocol):
-    """Where a crawl puts records: a JSON Lines file, or a check in ``scraper test``."""
+    """Where a crawl puts records: a JSON Lines file, or a check in ``scraper test``.
+
+    ``size`` is how many bytes of output the records so far fill (0 when there is no
+    file), which ``--resume`` keeps to cut a half-written output back to.
+    """
+
+    size: int
 
     def write(self, records: Iterable[Record]) -> None:
         """Take the records of one page."""

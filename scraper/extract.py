@@ -44,7 +44,7 @@ import regex
 
 from scraper.fields import PATTERN_DEADLINE, DropRecord, Processor
 from scraper.models import Page, Record, Request
-from scraper.spec import PageSpec, SpiderSpec
+from scraper.spec import FollowRule, PageSpec, SpiderSpec
 
 
 class ExtractTimeout(Exception):
@@ -123,11 +123,10 @@ def _match(
             href = match.group(rule.url_group)
             if not href:
                 continue
-            carry = dict(page.request.carry)
+            carry = page.request.carry
             try:
-                for name in rule.carry:
-                    value = _clean_text(match.group(name))
-                    carry[name] = _process(name, value, rule.clean.get(name, ()), page)
+                if rule.carry:  # a copy only for a rule that adds to it
+                    carry = {**carry, **_carried(rule, match, page)}
             except DropRecord as drop:
                 result.dropped[f"link {drop.reason}"] += 1
                 continue
@@ -146,6 +145,14 @@ def _finditer(
         return list(pattern.finditer(text, timeout=remaining, concurrent=concurrent))
     except TimeoutError:
         raise ExtractTimeout(pattern.pattern) from None
+
+
+def _carried(rule: FollowRule, match: Any, page: Page) -> dict[str, Any]:
+    """The named groups ``rule`` carries to the linked page, cleaned."""
+    return {
+        name: _process(name, _clean_text(match.group(name)), rule.clean.get(name, ()), page)
+        for name in rule.carry
+    }
 
 
 def _clean_text(value: str | None) -> str | None:

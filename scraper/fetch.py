@@ -93,8 +93,9 @@ class Fetcher:
                     raise FetchError(failure.reason, failure.detail) from None
                 raise _Retryable(failure.reason, failure.detail) from None
             try:
-                if response.status in REDIRECT_STATUSES and "location" in response.headers:
-                    url = self._redirect_target(url, response.headers["location"], seen)
+                location = response.headers.get("location")
+                if response.status in REDIRECT_STATUSES and location is not None:
+                    url = self._redirect_target(url, location, seen)
                     continue
                 return await self._read(request, url, response)
             finally:
@@ -135,11 +136,12 @@ class Fetcher:
             raise FetchError("not text", f"it is {content_type} (accepted: {', '.join(accepted)})")
         limit = self.settings.max_bytes
         declared = response.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > limit:
+        known_length = declared.isdigit()
+        if known_length and int(declared) > limit:
             raise FetchError("too large", f"it declares {declared} bytes (max_bytes: {limit})")
         compression = response.headers.get("content-encoding", "")
         try:
-            if declared.isdigit() and not compression:
+            if known_length and not compression:
                 content = await response.read()  # known to fit: in one go
             else:
                 body = _BodyReader(compression, limit)
@@ -194,7 +196,7 @@ class _BodyReader:
                 tail = self._inflate.unconsumed_tail
                 self._take(self._inflate.decompress(tail, self.limit - self.size + 1))
         except zlib.error as exc:
-            if self.size == 0 and not self._chunks:
+            if self.size == 0:
                 self._inflate = zlib.decompressobj(-15)  # a bare deflate stream, as some send
                 self.feed(chunk)
                 return
@@ -223,21 +225,16 @@ class RobotsRules:
     def __init__(self, fetcher: Fetcher) -> None:
         self._fetcher = fetcher
         self._user_agent = fetcher.settings.user_agent
-        self._rules: dict[str, Protego | None] = {}
+        self._rules: dict[str, tuple[Protego | None, float]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
 
-    async def allows(self, url: str) -> bool:
-        """Whether robots.txt lets our user agent fetch ``url``."""
-        rules = await self._rules_for(url)
-        return rules is None or rules.can_fetch(url, self._user_agent)
+    async def check(self, url: str) -> tuple[bool, float]:
+        """Whether robots.txt lets our user agent fetch ``url``, and the host's
+        ``Crawl-delay`` for our user agent (0 when it sets none)."""
+        rules, delay = await self._rules_for(url)
+        return rules is None or rules.can_fetch(url, self._user_agent), delay
 
-    async def crawl_delay(self, url: str) -> float:
-        """The host's ``Crawl-delay`` for our user agent, 0 when it sets none."""
-        rules = await self._rules_for(url)
-        delay = rules.crawl_delay(self._user_agent) if rules is not None else None
-        return float(delay or 0.0)
-
-    async def _rules_for(self, url: str) -> Protego | None:
+    async def _rules_for(self, url: str) -> tuple[Protego | None, float]:
         parts = urlsplit(url)
         origin = f"{parts.scheme}://{parts.netloc}"
         if origin in self._rules:
@@ -248,15 +245,16 @@ class RobotsRules:
                 self._rules[origin] = await self._fetch(origin + "/robots.txt")
         return self._rules[origin]
 
-    async def _fetch(self, url: str) -> Protego | None:
+    async def _fetch(self, url: str) -> tuple[Protego | None, float]:
         try:
             page = await self._fetcher.fetch(Request(url))
         except FetchError as failure:
             log.info("no robots.txt rules from %s (%s): all allowed", url, failure.reason)
-            return None
+            return None, 0.0
         from protego import Protego
 
-        return Protego.parse(page.text)
+        rules = Protego.parse(page.text)
+        return rules, float(rules.crawl_delay(self._user_agent) or 0.0)
 
 
 def decode(content: bytes, declared: str | None) -> tuple[str, str]:

@@ -66,6 +66,7 @@ class CrawlSettings:
     max_redirects: int = 10
     content_types: tuple[str, ...] = TEXT_TYPES
     extract_timeout: float = 1.0
+    callback_timeout: float = 10.0
     allowed_domains: tuple[str, ...] = ()
     only: tuple[regex.Pattern[str], ...] = ()
     skip: tuple[regex.Pattern[str], ...] = ()
@@ -249,7 +250,7 @@ class _SpecReader(PageReader):
                 changes[key] = self.number(value, label, int, 1)
             elif key in ("retries", "max_redirects", "max_depth", "max_pages"):
                 changes[key] = self.number(value, label, int, 0)
-            elif key in ("timeout", "extract_timeout"):
+            elif key in ("timeout", "extract_timeout", "callback_timeout"):
                 changes[key] = self.number(value, label, float, 0.001)
             elif key in ("delay", "jitter"):
                 changes[key] = self.number(value, label, float, 0)

@@ -1,8 +1,8 @@
 """``scraper`` on the command line: parse arguments, run, turn errors into exit codes.
 
 Exit codes: 0 success; 1 the crawl finished but some pages failed (or the output
-could not be written); 2 a usage or spider-file error; 130 / 143 stopped by
-Ctrl-C / SIGTERM. Records go to stdout (or ``-o``); logs, progress and the
+could not be written); 2 a usage or spider-file error; 130 / 143 / 129 stopped by
+Ctrl-C / SIGTERM / SIGHUP. Records go to stdout (or ``-o``); logs, progress and the
 stats summary go to stderr.
 """
 
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from scraper.stats import CrawlStats
 
 EXIT_OK, EXIT_FAILURES, EXIT_USAGE = 0, 1, 2
-EXIT_BY_SIGNAL = {signal.SIGINT: 130, signal.SIGTERM: 143}
+EXIT_BY_SIGNAL = {signal.SIGINT: 130, signal.SIGTERM: 143, signal.SIGHUP: 129}
 DEFAULT_FILE = "spiders.yaml"
 
 

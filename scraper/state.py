@@ -3,25 +3,35 @@
 Each request the crawl admits is a row: pending, done or failed. A page's
 records are written to the output first; then, in one transaction, the page is
 marked done, the links it led to are added as pending, and the output's size
-is noted. A run that dies between the two leaves records past the noted size:
-resuming cuts the output back to it and fetches that page again, so every
-record ends up in the output exactly once.
+is noted with a checksum of the output's last bytes before that size. A run
+that dies between the two leaves records past the noted size: resuming cuts the
+output back to it and fetches that page again, so every record ends up in the
+output exactly once. An output changed since (a line added, the file replaced)
+fails the checksum, and the resume is refused rather than cutting it anywhere.
+
+A state file that cannot be read (damaged, truncated, not a state at all) is
+refused with an error naming it, when it is opened or when its rows are read.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
+import stat
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any, NoReturn
 
-from scraper.errors import OutputError
+from scraper.errors import OutputError, ScraperError
 from scraper.models import Request
 
 log = logging.getLogger("scraper")
 
 PENDING, DONE, FAILED = 0, 1, 2
+TAIL_BYTES = 4096
+"""How much of the output, before the size the state vouches for, its checksum covers."""
 
 _SCHEMA = """
 create table if not exists request (
@@ -37,52 +47,81 @@ create table if not exists meta (name text primary key, value text not null);
 
 
 class CrawlState:
-    """The SQLite file of one crawl; ``spider`` guards against resuming another spider."""
+    """The SQLite file of one crawl; ``spider`` guards against resuming another spider.
 
-    def __init__(self, path: Path, spider: str) -> None:
+    ``output`` is the file whose size and tail each ``commit`` vouches for.
+    """
+
+    def __init__(self, path: Path, spider: str, output: Path | None = None) -> None:
         import sqlite3  # only --resume needs it: kept off every other run's start-up
 
         self.path = path
+        self.output = output
+        existed = path.is_file()
         try:
             self._db = sqlite3.connect(path, isolation_level=None)
-            self._db.execute("pragma journal_mode=wal")
-            self._db.execute("pragma synchronous=normal")
-            self._db.executescript(_SCHEMA)
         except sqlite3.Error as exc:
             raise OutputError(
                 f"cannot keep the crawl state in {path}: {exc}. Choose another with --state PATH."
             ) from None
-        stored = self._meta("spider")
-        if stored is not None and stored != spider:
+        try:
+            if existed:
+                self._check()
+            self._db.execute("pragma journal_mode=wal")
+            self._db.execute("pragma synchronous=normal")
+            self._db.executescript(_SCHEMA)
+            stored = self._meta("spider")
+            if existed and stored is None:
+                self._damaged("it holds no spider name")
+            if stored is not None and stored != spider:
+                raise ScraperError(
+                    f"{path} holds the state of spider {stored!r}, not {spider!r}; "
+                    "give this crawl its own --state PATH."
+                )
+            self._set_meta("spider", spider)
+        except sqlite3.DatabaseError as exc:
+            self._db.close()
+            if existed:
+                self._damaged(str(exc))
             raise OutputError(
-                f"{path} holds the state of spider {stored!r}, not {spider!r}; "
-                "give this crawl its own --state PATH."
-            )
-        self._set_meta("spider", spider)
+                f"cannot keep the crawl state in {path}: {exc}. Choose another with --state PATH."
+            ) from None
+        except ScraperError:
+            self._db.close()
+            raise
         self._added: list[tuple[str, Request]] = []
         self._finished: list[tuple[int, str]] = []
+        self._output_fd = -1
 
     @classmethod
     def for_output(cls, path: Path, output: Path, spider: str) -> CrawlState:
         """The state of the crawl writing ``output``: resumed if ``path`` exists, else new.
 
         Resuming cuts ``output`` back to what the state vouches for (records of
-        pages not marked done are fetched again); a new state starts a new output.
+        pages not marked done are fetched again), once its bytes up to there are
+        found unchanged; a new state starts a new output.
         """
+        if _same_file(path, output):
+            raise ScraperError(
+                f"--state {path} is the output file itself; give the state its own path "
+                f"(the default is {output}.state)."
+            )
+        if output.exists() and not stat.S_ISREG(output.stat().st_mode):
+            raise ScraperError(
+                f"--resume needs the output to be a regular file, and {output} is not one "
+                "(a pipe or a device cannot be cut back to the last complete page)."
+            )
         resuming = path.is_file()
-        state = cls(path, spider)
+        state = cls(path, spider, output)
         if not resuming:
             output.unlink(missing_ok=True)
             return state
-        size = state.output_size
-        have = output.stat().st_size if output.exists() else 0
-        if have < size:
+        try:
+            state._check_output()
+        except ScraperError:
             state.close()
-            raise OutputError(
-                f"{output} holds {have} bytes but {path} vouches for {size}: the output was "
-                f"changed since. Remove {path} to start over."
-            )
-        os.truncate(output, size)
+            raise
+        os.truncate(output, state.output_size)
         log.warning("resuming from %s", path)
         return state
 
@@ -99,46 +138,141 @@ class CrawlState:
 
     def admitted_keys(self) -> Iterator[str]:
         """The dedup key of every request admitted so far."""
-        for (key,) in self._db.execute("select key from request"):
+        for (key,) in self._rows("select key from request"):
+            if not isinstance(key, str):
+                self._damaged(f"a request key is {type(key).__name__}, not text")
             yield key
 
     def unfinished(self) -> Iterator[Request]:
         """Requests still to fetch: pending ones, and failed ones for another try."""
-        rows = self._db.execute(
-            "select url, page, depth, carry from request where status != ? order by rowid", (DONE,)
-        )
-        for url, page, depth, carry in rows:
-            yield Request(url, page, depth, json.loads(carry))
+        query = "select url, page, depth, carry from request where status != ? order by rowid"
+        for url, page, depth, carry in self._rows(query, (DONE,)):
+            try:
+                fields = json.loads(carry)
+            except (TypeError, ValueError):
+                fields = None
+            if not (
+                isinstance(url, str)
+                and (page is None or isinstance(page, str))
+                and isinstance(depth, int)
+                and isinstance(fields, dict)
+            ):
+                self._damaged(f"the request row of {url!r} is not one this tool wrote")
+            yield Request(url, page, depth, fields)
 
     def add(self, key: str, request: Request) -> None:
         """Note an admitted request; saved with the next ``commit``."""
         self._added.append((key, request))
 
     def finish(self, key: str, failed: bool = False) -> None:
-        """Note a request done (or failed); saved with the next ``commit``."""
+        """Note a request done (or failed); saved with the next ``commit``.
+
+        ``finish`` of a request whose row was not kept (see ``commit``) changes nothing.
+        """
         self._finished.append((FAILED if failed else DONE, key))
 
     def commit(self, output_size: int) -> None:
-        """Save what was noted, with the output size that goes with it, in one transaction."""
-        rows = [
-            (key, r.url, r.page, r.depth, json.dumps(dict(r.carry), ensure_ascii=False))
-            for key, r in self._added
-        ]
-        with self._db:
-            self._db.execute("begin")
-            self._db.executemany(
-                "insert or ignore into request (key, url, page, depth, carry) "
-                "values (?, ?, ?, ?, ?)",
-                rows,
-            )
-            self._db.executemany("update request set status = ? where key = ?", self._finished)
-            self._set_meta("output_size", str(output_size))
+        """Save what was noted, with the output size that goes with it, in one transaction.
+
+        A request that cannot be stored (a carried field JSON cannot hold) is left
+        out with a warning: this run still fetches it, a resumed one would not.
+        Raises ``OutputError`` when the state file cannot be written (a full disk).
+        """
+        import sqlite3
+
+        rows = []
+        for key, request in self._added:
+            row = _row(key, request)
+            if isinstance(row, str):
+                log.warning(
+                    "not keeping %s in the crawl state %s: %s; a resumed run would not fetch it",
+                    request.url,
+                    self.path,
+                    row,
+                )
+            else:
+                rows.append(row)
+        try:
+            tail = self._tail(output_size)
+            with self._db:
+                self._db.execute("begin")
+                self._db.executemany(
+                    "insert or ignore into request (key, url, page, depth, carry) "
+                    "values (?, ?, ?, ?, ?)",
+                    rows,
+                )
+                self._db.executemany("update request set status = ? where key = ?", self._finished)
+                self._set_meta("output_size", str(output_size))
+                self._set_meta("output_tail", tail)
+        except (sqlite3.Error, OSError) as exc:
+            reason = "the disk is full" if "full" in str(exc) else str(exc)
+            raise OutputError(
+                f"saving the crawl state in {self.path} failed: {reason}. What it saved "
+                "before is kept: free some space, then run again with --resume to continue."
+            ) from None
         self._added.clear()
         self._finished.clear()
 
     def close(self) -> None:
         """Close the database file."""
         self._db.close()
+        if self._output_fd >= 0:
+            os.close(self._output_fd)
+            self._output_fd = -1
+
+    def _check(self) -> None:
+        """Refuse a file that is not a sound crawl state (damaged, truncated, foreign)."""
+        problems = [row[0] for row in self._db.execute("pragma quick_check")]
+        if problems != ["ok"]:
+            self._damaged(problems[0] if problems else "quick_check found nothing to check")
+        tables = {row[0] for row in self._db.execute("select name from sqlite_master")}
+        if not {"request", "meta"} <= tables:
+            self._damaged("it has no request or meta table")
+        size = self._meta("output_size")
+        if size is not None and not (isinstance(size, str) and size.isdigit()):
+            self._damaged(f"the output size it notes is {size!r}")
+
+    def _check_output(self) -> None:
+        """Refuse to resume when ``output`` is not what the last commit vouched for."""
+        assert self.output is not None
+        size, tail = self.output_size, self._meta("output_tail")
+        have = self.output.stat().st_size if self.output.exists() else 0
+        changed = have < size
+        if not changed and tail is not None:
+            changed = _tail_digest(self.output, size) != tail
+        if changed:
+            raise ScraperError(
+                f"{self.output} is not the output that {self.path} vouches for: its first "
+                f"{size} bytes changed since the last run (edited, cut or replaced), so "
+                f"resuming could cut a line or lose records. To start over, delete "
+                f"{self.path} (the next run writes {self.output} anew); to keep this "
+                f"output, move it away first."
+            )
+
+    def _tail(self, size: int) -> str:
+        if self.output is None:
+            return _digest(b"")
+        if self._output_fd < 0:
+            if size == 0:
+                return _digest(b"")
+            self._output_fd = os.open(self.output, os.O_RDONLY | os.O_CLOEXEC)
+        start = max(0, size - TAIL_BYTES)
+        return _digest(os.pread(self._output_fd, size - start, start))
+
+    def _rows(self, query: str, parameters: tuple[Any, ...] = ()) -> Iterator[Any]:
+        import sqlite3
+
+        try:
+            yield from self._db.execute(query, parameters)
+        except sqlite3.DatabaseError as exc:
+            self._damaged(str(exc))
+
+    def _damaged(self, detail: str) -> NoReturn:
+        where = f" (the next --resume run writes {self.output} anew)" if self.output else ""
+        raise ScraperError(
+            f"the crawl state {self.path} cannot be used: {detail}. Delete it to start "
+            f"over{where}, or restore it from a copy."
+        )
 
     def _meta(self, name: str) -> str | None:
         row = self._db.execute("select value from meta where name = ?", (name,)).fetchone()
@@ -146,3 +280,36 @@ class CrawlState:
 
     def _set_meta(self, name: str, value: str) -> None:
         self._db.execute("insert or replace into meta values (?, ?)", (name, value))
+
+
+def _row(key: str, request: Request) -> tuple[str, str, str | None, int, str] | str:
+    """The row that stores ``request``, or why it cannot be stored."""
+    try:
+        # ASCII escapes keep a lone surrogate in a carried value storable (SQLite wants UTF-8).
+        carry = json.dumps(dict(request.carry), ensure_ascii=True)
+    except (TypeError, ValueError, RecursionError) as exc:
+        return f"a carried field cannot be stored as JSON ({exc})"
+    for text in (key, request.url, request.page or ""):
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            return "its URL holds a lone surrogate"
+    return key, request.url, request.page, request.depth, carry
+
+
+def _tail_digest(path: Path, size: int) -> str:
+    start = max(0, size - TAIL_BYTES)
+    with path.open("rb") as file:
+        file.seek(start)
+        return _digest(file.read(size - start))
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return os.path.realpath(a) == os.path.realpath(b)

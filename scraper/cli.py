@@ -31,6 +31,7 @@ DEFAULT_FILE = "spiders.yaml"
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI with ``argv`` (default: ``sys.argv[1:]``); return the exit code."""
+    _keep_standard_streams_safe()
     parser = _parser()
     args = parser.parse_args(argv)
     if args.command is None:
@@ -40,16 +41,54 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.handler(args))
     except ScraperError as exc:
-        print(f"scraper: error: {exc}", file=sys.stderr)
+        _tell(f"scraper: error: {exc}")
         return exc.exit_code
     except BrokenPipeError:
         # The reader of stdout went away (`| head`): exit quietly, as other tools do.
         devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
+        os.dup2(devnull, sys.stdout.fileno() if sys.stdout else 1)
         return EXIT_OK
     except KeyboardInterrupt:
-        print("scraper: interrupted", file=sys.stderr)
+        _tell("scraper: interrupted")
         return EXIT_BY_SIGNAL[signal.SIGINT]
+
+
+def _keep_standard_streams_safe() -> None:
+    """Make a closed or failing stderr (or a closed stdin/stdout) harmless to the run.
+
+    A standard descriptor (0, 1, 2) that was closed when we started would be
+    handed to the next file opened, the output or the state, where a stray
+    message would then land: /dev/null takes its place. Python starts with
+    ``sys.stdout``/``sys.stderr`` None then; ``sys.stdout`` stays None (``scraper
+    run`` refuses to write records there), and ``sys.stderr`` becomes /dev/null, as
+    ``print(file=None)`` would write to stdout. Logging never raises: a log line
+    that cannot be written (stderr on a full disk) must not cost a record.
+    """
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            opened = os.open(os.devnull, os.O_RDWR)
+            if opened != fd:
+                os.dup2(opened, fd)
+                os.close(opened)
+    if sys.stderr is None:
+        sys.stderr = open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115 - for the run
+    logging.raiseExceptions = False
+
+
+def _tell(text: str) -> None:
+    """Print a line on stderr; a stderr that cannot take it does not change the outcome."""
+    try:
+        print(text, file=sys.stderr, flush=True)
+    except (OSError, ValueError):
+        _drop_stderr()
+
+
+def _drop_stderr() -> None:
+    # The failed text stays in stderr's buffer and would fail again at exit, turning
+    # the exit status into 120: point stderr at /dev/null instead.
+    sys.stderr = open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115 - for the run
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -230,6 +269,11 @@ def _run(args: argparse.Namespace) -> int:
         raise ScraperError("--resume needs an output file: add -o PATH.")
     if args.state and not args.resume:
         raise ScraperError("--state goes with --resume.")
+    if args.output is None and sys.stdout is None:
+        raise ScraperError(
+            "stdout is closed, so the records have nowhere to go: "
+            "give them a file with -o PATH (or run without closing stdout)."
+        )
     if args.workers != 1:
         return _run_workers(args)
     with ExitStack() as stack:
@@ -244,7 +288,11 @@ def _run(args: argparse.Namespace) -> int:
         state = None
         if args.output:
             state_path = Path(args.state or f"{args.output}.state")
+            # A worker of --workers shares the output its parent has claimed.
+            if args.shard == (0, 1):
+                _claim(stack, args.output, "-o PATH")
             if args.resume:
+                _claim(stack, state_path, "--state PATH")
                 state = CrawlState.for_output(state_path, Path(args.output), spider.name)
                 stack.callback(state.close)
             else:
@@ -267,7 +315,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.stats_to:
         args.stats_to.write_text(stats.to_json(), encoding="utf-8")
     elif not args.quiet:
-        print(stats.summary(), file=sys.stderr)
+        _tell(stats.summary())
     if stopped_by is not None:
         return EXIT_BY_SIGNAL.get(stopped_by, EXIT_FAILURES)
     return EXIT_FAILURES if stats.failures else EXIT_OK
@@ -287,15 +335,26 @@ def _run_workers(args: argparse.Namespace) -> int:
     argv += ["--cassette", args.cassette] if args.cassette else []
     argv += ["-v"] if args.verbose else []
     started = time.monotonic()
-    stats, codes = run_workers(args.workers, argv, Path(args.output))
+    with ExitStack() as stack:
+        _claim(stack, args.output, "-o PATH")
+        stats, codes = run_workers(args.workers, argv, Path(args.output))
     stats.started = started
     stats.finished = time.monotonic()
     if not args.quiet:
-        print(stats.summary(), file=sys.stderr)
+        _tell(stats.summary())
     for code in (EXIT_USAGE, *EXIT_BY_SIGNAL.values()):
         if code in codes:
             return code
     return max(codes)
+
+
+def _claim(stack: ExitStack, path: str | Path, option: str) -> None:
+    """Hold ``path`` for this run (see ``RunLock``), released when ``stack`` closes."""
+    from scraper.export import RunLock
+
+    lock = RunLock.claim(path, option)
+    if lock is not None:
+        stack.callback(lock.release)
 
 
 def _shard(text: str) -> tuple[int, int]:
@@ -392,9 +451,15 @@ class _Progress:
     """A one-line live display on stderr, redrawn in place."""
 
     def show(self, stats: CrawlStats) -> None:
-        sys.stderr.write("\r\x1b[K" + stats.progress_line())
-        sys.stderr.flush()
+        self._draw("\r\x1b[K" + stats.progress_line())
 
     def clear(self) -> None:
-        sys.stderr.write("\r\x1b[K")
-        sys.stderr.flush()
+        self._draw("\r\x1b[K")
+
+    @staticmethod
+    def _draw(text: str) -> None:
+        try:
+            sys.stderr.write(text)
+            sys.stderr.flush()
+        except (OSError, ValueError):
+            _drop_stderr()  # a terminal gone away costs the display, not the crawl

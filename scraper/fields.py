@@ -85,9 +85,32 @@ _BLOCK_TAGS = frozenset(
 )
 
 
+_NOT_XML = regex.compile(
+    "[\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\ud800-\\udfff\\ufffe\\uffff]"
+    "|&#(?:([0-9]+)|[xX]([0-9a-fA-F]+));?"
+)
+"""Characters XML 1.0 cannot hold, and character references: lxml refuses a string
+holding such a character, and one it decodes from a reference."""
+
+
+def _xml_safe(match: regex.Match[str]) -> str:
+    decimal, hexadecimal = match.groups()
+    digits = decimal or hexadecimal
+    if digits is None or len(digits) > 8:  # a control, or past any code point
+        return " "
+    code = int(decimal) if decimal is not None else int(hexadecimal, 16)
+    if code in (0x9, 0xA, 0xD) or 0x20 <= code <= 0xD7FF or 0xE000 <= code <= 0xFFFD:
+        return match.group()
+    if 0x10000 <= code <= 0x10FFFF:
+        return match.group()
+    return " "
+
+
 def _text(value: Any, page: Page) -> Any:
     if not isinstance(value, str):
         return value
+    # Controls separate words where they stand; XML (so lxml) cannot hold them.
+    value = _NOT_XML.sub(_xml_safe, value)
     if "<" not in value and "&" not in value:
         return " ".join(value.split())
     # lxml reads the fragment as a browser would (a '>' inside an attribute, tags
@@ -110,9 +133,12 @@ def _number(kind: type[int] | type[float]) -> Processor:
             return value
         cleaned = value.strip().replace(",", "").replace("_", "")
         try:
-            return kind(cleaned)
+            number = kind(cleaned)
         except ValueError:
             raise DropRecord(f"not {kind.__name__}") from None
+        if not math.isfinite(number):  # inf, nan, 1e999: JSON has no way to write them
+            raise DropRecord("not finite")
+        return number
 
     return convert
 
@@ -143,6 +169,7 @@ def _sub(argument: Any) -> Processor:
         raise ProcessorArgumentError("needs [pattern, replacement], two strings")
     pattern = regex.compile(argument[0], regex.VERSION0)
     replacement = argument[1]
+    _check_replacement(pattern, replacement)
     # regex's timeout= costs ~1.4 us a call, as much as a short sub itself. Without
     # *, +, {m,n} or recursion a pattern cannot backtrack without end: it needs none.
     unbounded = _UNBOUNDED.search(argument[0]) is not None
@@ -161,6 +188,26 @@ def _sub(argument: Any) -> Processor:
             raise TimeoutError(pattern.pattern) from None
 
     return sub
+
+
+def _check_replacement(pattern: regex.Pattern[str], replacement: str) -> None:
+    """Refuse a replacement that would fail on every match: a group the pattern lacks,
+    a bad escape. It is expanded once on a stand-in pattern with the same groups."""
+    names = {number: name for name, number in pattern.groupindex.items()}
+    stand_in = "".join(
+        f"(?P<{names[n]}>)" if n in names else "()" for n in range(1, pattern.groups + 1)
+    )
+    match = regex.match(stand_in, "", regex.VERSION0)
+    assert match is not None  # empty groups match the empty string
+    try:
+        match.expand(replacement)
+    except (regex.error, IndexError) as exc:
+        groups = f"{pattern.groups} group(s)" if pattern.groups else "no groups"
+        raise ProcessorArgumentError(
+            f"replacement '{replacement}' cannot be used with the pattern '{pattern.pattern}' "
+            f"({groups}): {exc}; refer only to its groups (\\1 or \\g<name>; \\g<0> is "
+            "the whole match) and write a literal backslash as \\\\"
+        ) from None
 
 
 def _default(argument: Any) -> Processor:

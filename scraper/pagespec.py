@@ -252,7 +252,7 @@ class PageReader(NodeReader):
                 if len(parts) != 1:
                     raise self.error(item, f"{what}: write one processor per list entry.")
                 name, (_, arg_node) = next(iter(parts.items()))
-                argument = self.value(arg_node)
+                argument = self.json_value(arg_node, f"{what}: {name}")
             else:
                 name, arg_node, argument = self.text(item, what), item, None
             if name == "raw":

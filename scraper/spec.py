@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import math
+import string
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -47,6 +48,16 @@ DEFAULT_USER_AGENT = "scraper/0.1 (+https://github.com/scraper/scraper)"
 TEXT_TYPES = ("text/", "application/xhtml+xml", "application/xml", "application/json", "+xml")
 MAIN_PAGE = "main"
 MAX_START_URLS = 100_000_000
+MAX_VARS = 100
+MAX_HOST_VALUES = 10_000
+"""Hosts a start template with a variable in its host may make when ``allowed_domains``
+is not given: they are worked out before the first request, one by one."""
+MAX_FILE_BYTES = 1024 * 1024
+"""Largest spider file read (1 MiB): a spider file needs a few kilobytes."""
+HEADER_NAME = regex.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+"""An HTTP header name: a token of RFC 9110."""
+HEADER_VALUE_FORBIDDEN = regex.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+"""Characters no header value may hold: line breaks and other controls (a tab may)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -110,15 +121,51 @@ class StartTemplate:
     def __len__(self) -> int:
         return math.prod(len(values) for _, values in self.variables)
 
+    @property
+    def host_variables(self) -> tuple[tuple[str, Sequence[Any]], ...]:
+        """The vars used before the end of the URL's host (its first ``/``, ``?`` or ``#``
+        past the ``//``): the only ones the host can depend on."""
+        names: list[str] = []
+        past_slashes = False
+        for literal, name, _, _ in string.Formatter().parse(self.template):
+            index = 0
+            while index < len(literal):
+                if not past_slashes and literal.startswith("//", index):
+                    past_slashes, index = True, index + 2
+                    continue
+                if literal[index] in "/?#":
+                    return tuple(v for v in self.variables if v[0] in names)
+                index += 1
+            if name is not None:
+                names.append(name)
+        return tuple(v for v in self.variables if v[0] in names)
+
+    def hosts(self) -> Iterator[str]:
+        """The host names of the URLs, made from the host's vars only (see ``host_variables``)."""
+        variables = self.host_variables
+        names = [name for name, _ in variables]
+        for values in _product([values for _, values in variables]):
+            filled = dict.fromkeys((name for name, _ in self.variables), "")
+            filled.update(zip(names, values, strict=True))
+            yield (urlsplit(self.template.format(**filled)).hostname or "").lower()
+
 
 def _product(sequences: list[Sequence[Any]]) -> Iterator[tuple[Any, ...]]:
-    """``itertools.product`` without copying its inputs: ranges stay lazy."""
-    if not sequences:
-        yield ()
+    """``itertools.product`` without copying its inputs (ranges stay lazy) or recursing."""
+    if any(len(values) == 0 for values in sequences):
         return
-    for first in sequences[0]:
-        for rest in _product(sequences[1:]):
-            yield (first, *rest)
+    indexes = [0] * len(sequences)
+    while True:
+        yield tuple(values[i] for values, i in zip(sequences, indexes, strict=True))
+        position = len(sequences) - 1
+        while position >= 0:  # the last index turns fastest, as in itertools.product
+            indexes[position] += 1
+            if indexes[position] < len(sequences[position]):
+                break
+            indexes[position] = 0
+            position -= 1
+        else:
+            return
 
 
 @dataclass(frozen=True)
@@ -135,13 +182,14 @@ class StartURLs:
         return sum(len(template) for template in self.templates)
 
     def hosts(self) -> tuple[str, ...]:
-        """The host names of the start URLs (the default ``allowed_domains``)."""
+        """The host names of the start URLs (the default ``allowed_domains``).
+
+        Only the vars of a template's host are enumerated (at most ``MAX_HOST_VALUES``
+        combinations, checked at load), never the whole product of its vars.
+        """
         hosts: dict[str, None] = {}
         for template in self.templates:
-            netloc = template.template.split("/")[2] if "//" in template.template else ""
-            requests = template if "{" in netloc else itertools.islice(template, 1)
-            for request in requests:
-                hosts[(urlsplit(request.url).hostname or "").lower()] = None
+            hosts.update(dict.fromkeys(template.hosts()))
         return tuple(hosts)
 
 
@@ -193,7 +241,15 @@ def load_spiders(path: str | Path) -> SpiderFile:
     """Load and validate every spider in ``path``; raise ``SpecError`` on the first problem."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as file:
+            content = file.read(MAX_FILE_BYTES + 1)
+        if len(content) > MAX_FILE_BYTES:
+            raise SpecError(
+                f"{path}: the file is larger than {MAX_FILE_BYTES // 1024 // 1024} MiB, the "
+                "most a spider file may be; a spider file needs a few kilobytes. Check that "
+                "--file names the spider file."
+            )
+        text = content.decode("utf-8")
     except FileNotFoundError:
         raise SpecError(
             f"{path}: no such file. Create it (see README.md, 'Spider format') "
@@ -258,8 +314,13 @@ class _SpecReader(PageReader):
                 changes[key] = self.typed(value, bool, label, "true or false")
             elif key == "proxy":
                 proxy = self.text(value, label)
-                if not proxy.startswith(("http://", "https://", "socks5://")):
-                    raise self.error(value, f"{label} must be a URL such as http://host:3128.")
+                if not proxy.startswith(("http://", "https://")):
+                    raise self.error(
+                        value,
+                        f"{label} must be an http:// or https:// URL such as "
+                        f"http://host:3128, not {proxy!r}; SOCKS and other proxies are "
+                        "not supported.",
+                    )
                 changes[key] = proxy
             elif key == "content_types":
                 changes[key] = tuple(t.lower() for t in self.strings(value, label))
@@ -272,11 +333,32 @@ class _SpecReader(PageReader):
             elif key == "headers":
                 headers = self.mapping(value, label, None)
                 merged = dict(base.headers)
-                for name, (_, header_node) in headers.items():
-                    value = self.typed(header_node, (str, int, float), f"{label}: {name}", "text")
-                    merged[name] = str(value)
+                for name, (key_node, header_node) in headers.items():
+                    header: str | float = self.typed(
+                        header_node, (str, int, float), f"{label}: {name}", "text"
+                    )
+                    merged[name] = self.header(key_node, name, header_node, str(header), label)
                 changes[key] = merged
         return dataclasses.replace(base, **changes)
+
+    def header(self, key_node: yaml.Node, name: str, node: yaml.Node, value: str, what: str) -> str:
+        """A header value that can be sent: no line break or control character in it."""
+        if not HEADER_NAME.fullmatch(name):
+            raise self.error(
+                key_node,
+                f"{what}: the header name {name!r} cannot be sent: a name is letters, "
+                "digits and !#$%&'*+-.^_`|~, with no space, colon or control character.",
+            )
+        bad = HEADER_VALUE_FORBIDDEN.search(value)
+        if bad:
+            raise self.error(
+                node,
+                f"{what}: {name}: the value {value!r} holds {bad.group()!r}, which a header "
+                "cannot send; write the value on one line, with no control characters (a "
+                "'>' or '|' block keeps a line break at its end: use a plain or quoted "
+                "string).",
+            )
+        return value
 
     def spider(
         self, name: str, key_node: yaml.Node, node: yaml.Node, defaults: CrawlSettings
@@ -314,7 +396,7 @@ class _SpecReader(PageReader):
                 )
             pages[MAIN_PAGE] = self.page(MAIN_PAGE, inline, where)
         self.check_follow_targets(pages, where)
-        start = self.start(entries, where, pages)
+        start = self.start(entries, where, pages, settings)
         description = (
             self.text(entries["description"][1], f"{where}: description")
             if ("description" in entries)
@@ -325,7 +407,7 @@ class _SpecReader(PageReader):
             for key, (_, value) in self.mapping(
                 entries["constants"][1], f"{where}: constants", None
             ).items():
-                constants[key] = self.value(value)
+                constants[key] = self.json_value(value, f"{where}: constants: {key}")
         url_field = None
         if "url_field" in entries:
             url_field = self.text(entries["url_field"][1], f"{where}: url_field")
@@ -349,13 +431,19 @@ class _SpecReader(PageReader):
         entries: Entries,
         where: str,
         pages: Mapping[str, PageSpec],
+        settings: CrawlSettings,
     ) -> StartURLs:
         variables: dict[str, Sequence[Any]] = {}
         var_nodes: dict[str, yaml.Node] = {}
         if "vars" in entries:
-            for key, (key_node, node) in self.mapping(
-                entries["vars"][1], f"{where}: vars", None
-            ).items():
+            var_entries = self.mapping(entries["vars"][1], f"{where}: vars", None)
+            if len(var_entries) > MAX_VARS:
+                raise self.error(
+                    entries["vars"][0],
+                    f"{where}: vars defines {len(var_entries):,} names; the most is "
+                    f"{MAX_VARS}. Put values that go together in one var's list.",
+                )
+            for key, (key_node, node) in var_entries.items():
                 variables[key] = self.variable(node, f"{where}: vars: {key}")
                 var_nodes[key] = key_node
         used: set[str] = set()
@@ -389,6 +477,16 @@ class _SpecReader(PageReader):
                     url_node,
                     f"{where}: start makes {len(start):,} URLs; the most is "
                     f"{MAX_START_URLS:,}. Use smaller ranges.",
+                )
+            host_values = math.prod(len(values) for _, values in start.host_variables)
+            if host_values > MAX_HOST_VALUES and not settings.allowed_domains:
+                in_host = ", ".join(f"{{{name}}}" for name, _ in start.host_variables)
+                raise self.error(
+                    url_node,
+                    f"{where}: start URL template has a variable in its host ({in_host}: "
+                    f"{host_values:,} hosts); list allowed_domains: the domains the crawl may "
+                    f"go to (without it, a host variable may have {MAX_HOST_VALUES:,} values "
+                    "at most).",
                 )
             for request in itertools.islice(start, 1):
                 if not request.url.startswith(("http://", "https://")):

@@ -7,7 +7,9 @@ build a Python object.
 
 from __future__ import annotations
 
+import math
 import string
+from collections.abc import Iterator
 from typing import Any, TypeVar
 
 import yaml
@@ -22,6 +24,10 @@ Entries = dict[str, tuple[yaml.Node, yaml.Node]]
 MAX_NODES = 100_000
 """Values a spider file may hold, aliases counted as often as they are used: a
 file of aliases of aliases ("billion laughs") cannot make us build a huge value."""
+
+MAX_DEPTH = 64
+"""Levels lists and mappings may nest: PyYAML builds values by recursion, and a
+spider file needs a handful of levels."""
 
 
 def compose(text: str, filename: str) -> yaml.Node | None:
@@ -45,7 +51,7 @@ def compose(text: str, filename: str) -> yaml.Node | None:
     except yaml.YAMLError as exc:
         problem = " ".join(str(exc).replace('"<unicode string>", ', "").split())
         raise SpecError(f"{filename}: this is not valid YAML: {problem}.") from None
-    if root is not None and _expanded_size(root, {}) > MAX_NODES:
+    if root is not None and _expanded_size(root, filename) > MAX_NODES:
         raise SpecError(
             f"the file holds more than {MAX_NODES:,} values once its aliases (*name) are "
             "expanded; a spider file needs far fewer. Remove the aliases.",
@@ -54,20 +60,56 @@ def compose(text: str, filename: str) -> yaml.Node | None:
     return root
 
 
-def _expanded_size(node: yaml.Node, sizes: dict[int, int]) -> int:
-    """Nodes under ``node`` with every alias expanded, counted without expanding them."""
-    known = sizes.get(id(node))
-    if known is not None:
-        return known
-    size = 1
+def _children(node: yaml.Node) -> list[yaml.Node]:
     if isinstance(node, yaml.SequenceNode):
-        for item in node.value:
-            size += _expanded_size(item, sizes)
-    elif isinstance(node, yaml.MappingNode):
-        for key, value in node.value:
-            size += _expanded_size(key, sizes) + _expanded_size(value, sizes)
-    sizes[id(node)] = min(size, MAX_NODES + 1)
-    return sizes[id(node)]
+        return list(node.value)
+    if isinstance(node, yaml.MappingNode):
+        return [part for pair in node.value for part in pair]
+    return []
+
+
+def _expanded_size(root: yaml.Node, filename: str) -> int:
+    """Nodes under ``root`` with every alias expanded, counted without expanding them.
+
+    Walked with a stack of its own rather than by recursion, so neither deep nesting
+    nor an alias inside its own anchor (``&a [*a]``) can exhaust Python's stack; both
+    are refused here, where the node at fault is known, before anything reads the tree.
+    """
+    sizes: dict[int, int] = {}
+    frames: list[tuple[yaml.Node, Iterator[yaml.Node], list[int]]] = [
+        (root, iter(_children(root)), [1])
+    ]
+    open_nodes = {id(root)}
+    while frames:
+        node, children, size = frames[-1]
+        child = next(children, None)
+        if child is None:
+            frames.pop()
+            open_nodes.discard(id(node))
+            sizes[id(node)] = min(size[0], MAX_NODES + 1)
+            if frames:
+                frames[-1][2][0] += sizes[id(node)]
+            continue
+        if isinstance(child, yaml.ScalarNode):
+            size[0] += 1
+        elif id(child) in open_nodes:
+            raise SpecError(
+                "this anchor (&name) is used by an alias (*name) inside its own value, "
+                "so the value would never end; remove the alias.",
+                Location(filename, child.start_mark.line + 1, child.start_mark.column + 1),
+            )
+        elif id(child) in sizes:
+            size[0] += sizes[id(child)]
+        elif len(frames) >= MAX_DEPTH:
+            raise SpecError(
+                f"lists or mappings nest more than {MAX_DEPTH} deep here; a spider file "
+                "needs a few levels. Flatten it.",
+                Location(filename, child.start_mark.line + 1, child.start_mark.column + 1),
+            )
+        else:
+            frames.append((child, iter(_children(child)), [1]))
+            open_nodes.add(id(child))
+    return sizes[id(root)]
 
 
 def _yaml_problem(exc: yaml.MarkedYAMLError) -> str:
@@ -91,6 +133,22 @@ def _yaml_problem(exc: yaml.MarkedYAMLError) -> str:
     )
 
 
+class _PlainLoader(yaml.SafeLoader):
+    """The safe loader, reading YAML timestamps (``2024-01-01``) as the text written.
+
+    Every value read from a spider file may end up in a record (``constants``,
+    ``default:``) or a state file, both JSON, which has no dates: a date written
+    bare means the same as one quoted.
+    """
+
+
+def _timestamp_as_text(loader: yaml.SafeLoader, node: yaml.Node) -> Any:
+    return loader.construct_scalar(node)  # type: ignore[arg-type]
+
+
+_PlainLoader.add_constructor("tag:yaml.org,2002:timestamp", _timestamp_as_text)
+
+
 STANDARD_TAGS = frozenset(
     f"tag:yaml.org,2002:{name}"
     for name in ("map", "seq", "str", "int", "float", "bool", "null", "timestamp", "binary")
@@ -102,7 +160,7 @@ class NodeReader:
 
     def __init__(self, filename: str) -> None:
         self.filename = filename
-        self._constructor = yaml.SafeLoader("")
+        self._constructor = _PlainLoader("")
 
     def location(self, mark: yaml.Mark) -> Location:
         return Location(self.filename, mark.line + 1, mark.column + 1)
@@ -130,6 +188,30 @@ class NodeReader:
                 f"{written!r} cannot be read as its YAML type ({type(exc).__name__}: {exc}); "
                 "quote it to make it a string.",
             ) from None
+
+    def json_value(self, node: yaml.Node, what: str) -> Any:
+        """A value that a record written as JSON can hold: no bytes, no infinity or NaN."""
+        pending, seen = [node], {id(node)}
+        while pending:  # an alias is checked once, however often it is used
+            item = pending.pop()
+            if isinstance(item, yaml.ScalarNode):
+                if item.tag.endswith(":binary"):
+                    raise self.error(
+                        item,
+                        f"{what}: a !!binary value cannot be written into a JSON record; "
+                        "remove the tag to keep it as text.",
+                    )
+                if item.tag.endswith(":float") and not math.isfinite(self.value(item)):
+                    raise self.error(
+                        item,
+                        f"{what}: {item.value!r} is not a finite number, which JSON cannot "
+                        "hold; quote it to keep it as text.",
+                    )
+            else:
+                fresh = [child for child in _children(item) if id(child) not in seen]
+                seen.update(id(child) for child in fresh)
+                pending.extend(fresh)
+        return self.value(node)
 
     def check_tag(self, node: yaml.Node) -> None:
         """Refuse tags that are not plain YAML types (``!!python/object``, say)."""

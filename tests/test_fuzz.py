@@ -238,14 +238,18 @@ processor = st.one_of(words, mapping_of(["sub", "default", "int", "raw"], values
 SETTINGS = {
     **dict.fromkeys(["concurrency", "per_host", "max_bytes", "retries", "max_redirects"], small),
     **dict.fromkeys(["max_depth", "max_pages"], small),
-    **dict.fromkeys(["timeout", "extract_timeout", "delay", "jitter"], seconds),
+    **dict.fromkeys(["timeout", "extract_timeout", "callback_timeout"], seconds),
+    **dict.fromkeys(["delay", "jitter"], seconds),
     "robots": st.booleans(),
     "proxy": st.sampled_from(["http://127.0.0.1:3128", "socks5://p:1080", "ftp://p", "p"]),
     "content_types": some_of(st.sampled_from(["text/", "*", "json", "TEXT/HTML"])),
     "only": some_of(patterns),
     "skip": some_of(patterns),
     "allowed_domains": some_of(st.sampled_from(["a", "b.example", ".c.example", "A.EXAMPLE"])),
-    "headers": mapping_of(["User-Agent", "Accept", "X-N"], st.one_of(st.text(max_size=8), small)),
+    "headers": mapping_of(
+        ["User-Agent", "Accept", "X-N", "Bad Name", "X\n"],
+        st.one_of(st.text(max_size=8), small),
+    ),
 }
 assert set(SETTINGS) == set(SETTING_KEYS)
 FOLLOW = {

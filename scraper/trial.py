@@ -86,11 +86,17 @@ def load_page(
         return asyncio.run(_fetch(source, settings, transport))
     path = Path(source)
     try:
-        content = path.read_bytes()
+        with path.open("rb") as file:  # at most max_bytes, as a fetched page: /dev/zero ends
+            content = file.read(settings.max_bytes + 1)
     except OSError as exc:
         raise ScraperError(
             f"cannot read {source}: {exc.strerror}. Give a URL (http:// or https://) or a file."
         ) from None
+    if len(content) > settings.max_bytes:
+        raise ScraperError(
+            f"{source} is larger than {settings.max_bytes:,} bytes, the most a page may be "
+            "(max_bytes); try a smaller page, or raise max_bytes in the spider."
+        )
     text, encoding = decode(content, None)
     url = path.resolve().as_uri()
     return Page(url, 200, (), content, text, encoding, Request(url))

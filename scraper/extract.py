@@ -23,28 +23,47 @@ Follow rules are applied to the same page: each match gives a link, made
 absolute against the page (see ``Page.urljoin``) and without its fragment,
 sent to the rule's page kind with the rule's other named groups carried along.
 A callback's ``Request`` goes, unless it names a page kind, to the kind of the
-page that yielded it.
+page that yielded it. The spider's ``only``/``skip`` filters are decided here,
+so the frontier only admits. Links that go nowhere are counted in
+``Extraction.skipped``, never fail the page: ``bad url`` (it cannot be parsed
+into a URL), ``not in only``, ``skip``, ``filter timeout`` (see below) and,
+for a callback's ``Request``, ``link not JSON`` (a carry JSON cannot store).
+
+What a callback yields is checked before it is written, since a callback can
+yield anything: a record that JSON cannot store as it is (a set, bytes, an
+object, a non-string key, a circular or too deep value, a lone surrogate, an
+int too long to print) is dropped as ``FIELD: not JSON (WHAT)`` (``record not
+JSON (WHAT)`` for a bad key), a NaN or infinity as ``FIELD: not finite``.
+Records built from patterns are not checked: their processors give only
+strings, numbers and ``None``.
 
 Every regex runs under the spider's ``extract_timeout`` for the whole page, the
-``sub`` processors of its fields included (our own work on the matches is not
+``sub`` processors of its fields and the ``only``/``skip`` filters of its links
+included (our own work on the matches, and a callback's own time, are not
 counted): a pattern that backtracks without end raises ``ExtractTimeout``
-instead of stalling the crawl.
+instead of stalling the crawl. Filters that run out of the budget do not fail
+the page: the links not yet decided are skipped as ``filter timeout``; only an
+attempt with a shorter ``timeout`` than ``extract_timeout`` (the crawl's try
+on the event loop) raises ``ExtractTimeout`` instead, to be run again with
+the whole budget.
 """
 
 from __future__ import annotations
 
+import math
+import re
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
-from urllib.parse import urldefrag
+from urllib.parse import urldefrag, urlsplit
 
 import regex
 
 from scraper.fields import PATTERN_DEADLINE, DropRecord, Processor
 from scraper.models import Page, Record, Request
-from scraper.spec import FollowRule, PageSpec, SpiderSpec
+from scraper.spec import CrawlSettings, FollowRule, PageSpec, SpiderSpec
 
 
 class ExtractTimeout(Exception):
@@ -53,11 +72,13 @@ class ExtractTimeout(Exception):
 
 @dataclass
 class Extraction:
-    """What one page gave: records to write, requests to follow, records dropped by reason."""
+    """What one page gave: records to write, requests to follow, records dropped and
+    links skipped, by reason."""
 
     records: list[Record] = field(default_factory=list)
     requests: list[Request] = field(default_factory=list)
     dropped: Counter[str] = field(default_factory=Counter)
+    skipped: Counter[str] = field(default_factory=Counter)
 
 
 def extract(
@@ -78,37 +99,53 @@ def extract(
     ``concurrent`` the regex engine lets go of the GIL while it matches, for a
     call from a worker thread.
     """
-    budget = spider.settings.extract_timeout if timeout is None else timeout
-    deadline = time.monotonic() + budget
+    settings = spider.settings
+    budget = settings.extract_timeout if timeout is None else timeout
+    final = budget >= settings.extract_timeout  # a shorter try is run again when it runs out
+    started = time.monotonic()
+    deadline = started + budget
     result = Extraction()
     token = PATTERN_DEADLINE.set(deadline)
     try:
-        _match(page, spec, result, deadline, concurrent)
+        links = _match(page, spec, result, deadline, concurrent)
     except TimeoutError as exc:  # a sub: processor ran past the deadline
         raise ExtractTimeout(str(exc)) from None
     finally:
         PATTERN_DEADLINE.reset(token)
+    result.requests = _filtered(links, settings, result.skipped, deadline, final, concurrent)
     if callback is not None:
+        # The callback's links get what is left of the whole page budget: the callback
+        # cannot be run again, so they are never sent back as an ExtractTimeout.
+        left = settings.extract_timeout - (time.monotonic() - started)
         produced = callback(replace(page, records=tuple(result.records)))
         result.records = []
+        links = []
         for item in produced or ():
             if isinstance(item, Request):
-                result.requests.append(_from_callback(item, page, spider))
+                link = _from_callback(item, page, spider, result.skipped)
+                if link is not None:
+                    links.append(link)
             elif isinstance(item, dict):
-                result.records.append(item)
+                problem = _record_problem(item)
+                if problem is None:
+                    result.records.append(item)
+                else:
+                    result.dropped[problem] += 1
             else:
                 raise TypeError(
                     f"callback {spec.callback} yielded {type(item).__name__}; "
                     "yield dicts (records) or scraper.Request objects"
                 )
+        deadline = time.monotonic() + max(left, 0.0)
+        result.requests += _filtered(links, settings, result.skipped, deadline, True, concurrent)
     _finish(result.records, page, spider)
     return result
 
 
 def _match(
     page: Page, spec: PageSpec, result: Extraction, deadline: float, concurrent: bool
-) -> None:
-    """The page kind's pattern and follow rules: records and links into ``result``."""
+) -> list[Request]:
+    """The page kind's pattern and follow rules: records into ``result``; the links."""
     if spec.pattern is not None:
         build = _builder(spec)
         for match in _finditer(spec.pattern, page.text, deadline, concurrent):
@@ -118,10 +155,15 @@ def _match(
                 result.dropped[drop.reason] += 1
                 continue
             result.records.append(record)
+    links: list[Request] = []
     for rule in spec.follow:
         for match in _finditer(rule.pattern, page.text, deadline, concurrent):
             href = match.group(rule.url_group)
             if not href:
+                continue
+            url = _absolute(page, href)
+            if url is None:
+                result.skipped["bad url"] += 1
                 continue
             carry = page.request.carry
             try:
@@ -130,8 +172,60 @@ def _match(
             except DropRecord as drop:
                 result.dropped[f"link {drop.reason}"] += 1
                 continue
-            url, _ = urldefrag(page.urljoin(href))
-            result.requests.append(Request(url, rule.to, page.request.depth + 1, carry))
+            links.append(Request(url, rule.to, page.request.depth + 1, carry))
+    return links
+
+
+def _absolute(page: Page, href: str) -> str | None:
+    """``href`` made absolute against ``page``, without its fragment; ``None`` when it
+    cannot be parsed into a URL (``http://[oops/``, a port that is no number)."""
+    try:
+        url, _ = urldefrag(page.urljoin(href))
+        _ = urlsplit(url).port  # reading the port is what raises for a bad one
+    except ValueError:
+        return None
+    return url
+
+
+def _filtered(
+    links: list[Request],
+    settings: CrawlSettings,
+    skipped: Counter[str],
+    deadline: float,
+    final: bool,
+    concurrent: bool,
+) -> list[Request]:
+    """The links that pass the ``only``/``skip`` filters, all decided by ``deadline``.
+
+    The others are counted in ``skipped``; those still undecided at the deadline as
+    ``filter timeout`` (or, unless ``final``, an ``ExtractTimeout`` is raised).
+    """
+    if not (settings.only or settings.skip) or not links:
+        return links
+    kept: list[Request] = []
+    for index, link in enumerate(links):
+        try:
+            if settings.only and not any(
+                _search(p, link.url, deadline, concurrent) for p in settings.only
+            ):
+                skipped["not in only"] += 1
+            elif any(_search(p, link.url, deadline, concurrent) for p in settings.skip):
+                skipped["skip"] += 1
+            else:
+                kept.append(link)
+        except TimeoutError:
+            if not final:
+                raise ExtractTimeout("the only/skip filters") from None
+            skipped["filter timeout"] += len(links) - index
+            break
+    return kept
+
+
+def _search(pattern: regex.Pattern[str], text: str, deadline: float, concurrent: bool) -> bool:
+    remaining = deadline - time.monotonic()
+    if remaining <= 0:
+        raise TimeoutError(pattern.pattern)
+    return pattern.search(text, timeout=remaining, concurrent=concurrent) is not None
 
 
 def _finditer(
@@ -226,17 +320,90 @@ def _process(name: str, value: Any, processors: tuple[Processor, ...], page: Pag
     return value
 
 
-def _from_callback(request: Request, page: Page, spider: SpiderSpec) -> Request:
-    """A callback's request, made absolute, one level deeper, to a page kind that exists."""
+def _from_callback(
+    request: Request, page: Page, spider: SpiderSpec, skipped: Counter[str]
+) -> Request | None:
+    """A callback's request, made absolute, one level deeper, to a page kind that exists;
+    ``None`` (counted in ``skipped``) for a bad URL or a carry JSON cannot store."""
     kind = request.page or page.request.page or spider.first_page
     if kind not in spider.pages:
         raise ValueError(
             f"a callback yielded Request(page={kind!r}), but the spider has no such page kind "
             f"(pages: {', '.join(spider.pages)})"
         )
-    url, _ = urldefrag(page.urljoin(request.url))
+    url = _absolute(page, request.url) if isinstance(request.url, str) else None
+    if url is None:
+        skipped["bad url"] += 1
+        return None
+    carry = request.carry
+    if not isinstance(carry, Mapping) or _record_problem(carry) is not None:
+        skipped["link not JSON"] += 1
+        return None
     depth = max(request.depth, page.request.depth + 1)
     return replace(request, url=url, page=kind, depth=depth)
+
+
+MAX_NESTING = 100
+"""Levels of lists and dicts a callback's value may nest: JSON writers recurse."""
+MAX_INT_BITS = 14_000
+"""About 4,200 digits: Python refuses to print an int of over 4,300 as JSON."""
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _record_problem(record: Mapping[Any, Any]) -> str | None:
+    """Why JSON cannot store ``record`` as it is (a reason for ``dropped``), or ``None``."""
+    for key, value in record.items():
+        problem = _key_problem(key)
+        if problem is not None:
+            return f"record not JSON ({problem})"
+        problem = _value_problem(value, set())
+        if problem is not None:
+            return f"{key}: {problem}"
+    return None
+
+
+def _key_problem(key: object) -> str | None:
+    if not isinstance(key, str):
+        return f"{type(key).__name__} key"
+    if not key.isascii() and _SURROGATE.search(key):
+        return "lone surrogate in a key"
+    return None
+
+
+def _value_problem(value: object, parents: set[int]) -> str | None:
+    """What in ``value`` JSON cannot store; ``parents``: the ids of the lists and dicts
+    that hold it, to tell a circular value."""
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, str):
+        if value.isascii() or not _SURROGATE.search(value):
+            return None
+        return "not JSON (lone surrogate)"
+    if isinstance(value, int):
+        return None if value.bit_length() <= MAX_INT_BITS else "not JSON (int too long)"
+    if isinstance(value, float):
+        return None if math.isfinite(value) else "not finite"
+    if not isinstance(value, (list, tuple, dict)):
+        return f"not JSON ({type(value).__name__})"
+    if id(value) in parents:
+        return "not JSON (circular)"
+    if len(parents) >= MAX_NESTING:
+        return f"not JSON (nested over {MAX_NESTING} deep)"
+    parents.add(id(value))
+    try:
+        if isinstance(value, dict):
+            for key, item in value.items():
+                problem = _key_problem(key) or _value_problem(item, parents)
+                if problem is not None:
+                    return problem if problem.startswith("not ") else f"not JSON ({problem})"
+        else:
+            for item in value:
+                problem = _value_problem(item, parents)
+                if problem is not None:
+                    return problem
+    finally:
+        parents.discard(id(value))
+    return None
 
 
 def _finish(records: list[Record], page: Page, spider: SpiderSpec) -> None:

@@ -1,32 +1,54 @@
 """The frontier: which requests are still to fetch, each admitted once.
 
-Links found on pages come first (so a crawl goes deep before it goes wide and
-the list of pending links stays short); start URLs are drawn from their
-templates only as workers need them, so a spider with 100,000 start URLs
-never holds them all. A request is admitted once per crawl, by its canonical
-URL (``canonical_url``: query arguments sorted, fragment dropped), and only within
-``allowed_domains``, ``max_depth``, ``max_pages`` and the ``only``/``skip``
-filters. With a ``CrawlState`` the frontier also records what it admits and
-what is done, and starts from what a previous run left. With a ``shard``
-(I, N) it takes only every N-th start URL from the I-th on: the share of one
-of N worker processes.
+Links found on pages come first, in the order they were found (so a crawl
+goes deep before it goes wide); start URLs are drawn from their templates only
+as workers need them, so a spider with 100,000 start URLs never holds them
+all, and none is drawn once ``max_pages`` is reached (the rest are counted as
+skipped without being made). A request is admitted once per crawl, by its
+canonical URL (``canonical_url``: query arguments sorted, fragment dropped),
+and only within ``allowed_domains``, ``max_depth`` and ``max_pages``; a link
+that cannot be parsed into a URL is skipped as ``bad url``. (The ``only``/
+``skip`` filters are decided in ``scraper.extract``, under the page's time
+budget.)
+
+Memory stays bounded whatever a site links to: past ``PENDING_IN_MEMORY``
+pending requests, the newest wait in a temporary SQLite file (private to the
+process and deleted when it ends, a crash included) and are read back, in
+order, a batch at a time.
+
+With a ``CrawlState`` the frontier also records what it admits and what is
+done, and starts from what a previous run left; a request there for a page
+kind the spider no longer has is counted as failed (``unknown page kind``)
+with a warning, never handed out. With a ``shard`` (I, N) it takes only every
+N-th start URL from the I-th on: the share of one of N worker processes.
 """
 
 from __future__ import annotations
 
 import itertools
+import logging
+import pickle
 import re
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from typing import TYPE_CHECKING, Any
+from urllib.parse import SplitResult, parse_qsl, urlencode, urlsplit, urlunsplit
 
 from scraper.models import Request
 from scraper.spec import SpiderSpec
 from scraper.stats import CrawlStats
 
 if TYPE_CHECKING:
+    import sqlite3
+
     from scraper.state import CrawlState
+
+log = logging.getLogger("scraper")
+
+PENDING_IN_MEMORY = 10_000
+"""Pending requests held in memory; the ones past them wait on disk."""
+SPILL_BATCH = 1_000
+"""Requests written to (and read back from) disk at a time."""
 
 
 class Frontier:
@@ -48,8 +70,9 @@ class Frontier:
         # collision needs ~4 billion URLs to become likely.
         self._seen: set[int] = set()
         self._admitted = 0
-        self._pending: deque[Request] = deque()
+        self._pending = PendingQueue()
         index, count = shard
+        self._starts_left = len(range(index, len(spider.start), count))
         self._starts: Iterator[Request] = (
             Request(s.url, s.page or spider.first_page)
             for s in itertools.islice(spider.start, index, None, count)
@@ -57,31 +80,43 @@ class Frontier:
         if state is not None:
             self._seen.update(hash(key) for key in state.admitted_keys())
             self._admitted = len(self._seen)
-            self._pending.extend(state.unfinished())
+            self._resume(state)
 
     def __len__(self) -> int:
         """Links waiting (start URLs not yet drawn are not counted)."""
         return len(self._pending)
+
+    @property
+    def in_memory(self) -> int:
+        """Pending requests held in memory (at most ``PENDING_IN_MEMORY + SPILL_BATCH``)."""
+        return self._pending.in_memory
 
     def next(self) -> Request | None:
         """The next request to fetch, or ``None`` when nothing is left to start."""
         if self._pending:
             return self._pending.popleft()
         for request in self._starts:
+            if self._full():
+                break
+            self._starts_left -= 1
             if self._admit(request):
                 return self._pending.popleft()
+        if self._starts_left:
+            # max_pages is reached: the start URLs not drawn are counted, not made.
+            self.stats.skipped["max_pages"] += self._starts_left
+            self._starts_left = 0
+            self._starts = iter(())
         return None
 
     def allows(self, url: str) -> bool:
         """Whether ``url`` is http(s) on an allowed domain (or a subdomain of one)."""
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https"):
+        try:
+            return self._allows(urlsplit(url))
+        except ValueError:
             return False
-        host = (parts.hostname or "").lower()
-        return any(host == d or host.endswith("." + d) for d in self._allowed)
 
     def follow(self, request: Request) -> None:
-        """Queue a link found on a page, unless a limit or filter rules it out."""
+        """Queue a link found on a page, unless a limit rules it out (counted as skipped)."""
         skipped = self._skip_reason(request)
         if skipped is not None:
             self.stats.skipped[skipped] += 1
@@ -93,29 +128,38 @@ class Frontier:
         if self.state is not None:
             self.state.finish(canonical_url(request.url), failed=failed)
 
+    def close(self) -> None:
+        """Let go of the pending requests (and the file of those that waited on disk)."""
+        self._pending.close()
+
+    def _allows(self, parts: SplitResult) -> bool:
+        if parts.scheme not in ("http", "https"):
+            return False
+        host = (parts.hostname or "").lower()
+        return any(host == d or host.endswith("." + d) for d in self._allowed)
+
     def _skip_reason(self, request: Request) -> str | None:
-        if not self.allows(request.url):
-            return "offsite"
-        settings = self.settings
-        if settings.max_depth is not None and request.depth > settings.max_depth:
-            return "max_depth"
-        url, limit = request.url, settings.extract_timeout  # the URL came from a page
         try:
-            if settings.only and not any(p.search(url, timeout=limit) for p in settings.only):
-                return "not in only"
-            if any(p.search(url, timeout=limit) for p in settings.skip):
-                return "skip"
-        except TimeoutError:
-            return "filter timeout"
+            parts = urlsplit(request.url)
+        except ValueError:
+            return "bad url"
+        if not self._allows(parts):
+            return "offsite"
+        max_depth = self.settings.max_depth
+        if max_depth is not None and request.depth > max_depth:
+            return "max_depth"
         return None
+
+    def _full(self) -> bool:
+        max_pages = self.settings.max_pages
+        return max_pages is not None and self._admitted >= max_pages
 
     def _admit(self, request: Request) -> bool:
         key = canonical_url(request.url)
         fingerprint = hash(key)
         if fingerprint in self._seen:
             return False
-        max_pages = self.settings.max_pages
-        if max_pages is not None and self._admitted >= max_pages:
+        if self._full():
             self.stats.skipped["max_pages"] += 1
             return False
         self._seen.add(fingerprint)
@@ -125,6 +169,108 @@ class Frontier:
             self.state.add(key, request)
         return True
 
+    def _resume(self, state: CrawlState) -> None:
+        """Queue what ``state`` left to fetch (through the queue, so it may wait on disk)."""
+        unknown: Counter[str] = Counter()
+        for request in state.unfinished():
+            if request.page is None or request.page in self.spider.pages:
+                self._pending.append(request)
+            else:
+                unknown[request.page] += 1
+        for kind, count in unknown.items():
+            self.stats.failed["unknown page kind"] += count
+            log.warning(
+                "%s holds %d requests for page kind %r, which spider %r no longer has; they "
+                "are counted as failed. Restore page kind %r in the spider, or remove %s to "
+                "start over.",
+                state.path,
+                count,
+                kind,
+                self.spider.name,
+                kind,
+                state.path,
+            )
+
+
+class PendingQueue:
+    """Requests first in, first out; past ``limit`` in memory, the newest wait on disk.
+
+    The front stays in memory (at most ``limit``), then come the batches on disk,
+    then the newest requests (fewer than ``batch``) until they make a batch. The
+    disk is a private temporary SQLite database, which SQLite deletes when it is
+    closed (or the process ends); it is made only when first needed.
+    """
+
+    def __init__(self, limit: int = PENDING_IN_MEMORY, batch: int = SPILL_BATCH) -> None:
+        self.limit = limit
+        self.batch = batch
+        self._head: deque[Request] = deque()
+        self._tail: list[Request] = []
+        self._on_disk = 0
+        self._db: sqlite3.Connection | None = None
+
+    def __len__(self) -> int:
+        return len(self._head) + self._on_disk + len(self._tail)
+
+    @property
+    def in_memory(self) -> int:
+        """Requests held in memory."""
+        return len(self._head) + len(self._tail)
+
+    def append(self, request: Request) -> None:
+        """Add ``request`` at the end."""
+        if self._tail or self._on_disk or len(self._head) >= self.limit:
+            self._tail.append(request)
+            if len(self._tail) >= self.batch:
+                self._write_batch()
+        else:
+            self._head.append(request)
+
+    def popleft(self) -> Request:
+        """Take the first request (``IndexError`` when there is none)."""
+        if not self._head:
+            if self._on_disk:
+                self._read_batch()
+            else:
+                self._head.extend(self._tail)
+                self._tail.clear()
+        return self._head.popleft()
+
+    def close(self) -> None:
+        """Drop every request; the file on disk goes with them."""
+        self._head.clear()
+        self._tail.clear()
+        self._on_disk = 0
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+    def _write_batch(self) -> None:
+        if self._db is None:
+            import sqlite3  # only a crawl with a long queue needs it
+
+            # "": a temporary database in a file SQLite deletes itself.
+            self._db = sqlite3.connect("", isolation_level=None, check_same_thread=False)
+            self._db.execute("pragma journal_mode=off")
+            self._db.execute("pragma synchronous=off")
+            self._db.execute("create table batch (id integer primary key, requests blob not null)")
+        # pickle: the file is ours alone, and a carry may hold any value a processor gives.
+        rows: list[tuple[Any, ...]] = [(r.url, r.page, r.depth, r.carry) for r in self._tail]
+        blob = pickle.dumps(rows, protocol=pickle.HIGHEST_PROTOCOL)
+        self._db.execute("insert into batch (requests) values (?)", (blob,))
+        self._on_disk += len(rows)
+        self._tail.clear()
+
+    def _read_batch(self) -> None:
+        assert self._db is not None
+        number, blob = self._db.execute(
+            "select id, requests from batch order by id limit 1"
+        ).fetchone()
+        self._db.execute("delete from batch where id = ?", (number,))
+        rows = pickle.loads(blob)
+        self._on_disk -= len(rows)
+        self._head.extend(Request(*row) for row in rows)
+
 
 _DEFAULT_PORTS = {"http": ":80", "https": ":443"}
 # Already canonical: lower-case scheme and host, a path, no query, fragment or blanks.
@@ -133,11 +279,15 @@ _PLAIN_URL = re.compile(r"(https?)://[a-z0-9.-]+(:[0-9]+)?/[^?#\s]*")
 
 def canonical_url(url: str) -> str:
     """``url`` as dedup compares it: scheme and host lower-case, default port, empty
-    path and fragment dropped, query arguments sorted (blank ones kept)."""
+    path and fragment dropped, query arguments sorted (blank ones kept). A URL that
+    cannot be parsed is compared as it is written."""
     plain = _PLAIN_URL.fullmatch(url)
     if plain and plain[2] != _DEFAULT_PORTS[plain[1]]:
         return url  # most URLs, such as a template's: one match instead of split and join
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url
     scheme = parts.scheme.lower()
     netloc = parts.netloc.lower().removesuffix(_DEFAULT_PORTS.get(scheme, "\0"))
     query = parts.query

@@ -37,8 +37,14 @@ class Request:
 
     @property
     def host(self) -> str:
-        """The ``host[:port]`` this request goes to, as per-host limits count it."""
-        return urlsplit(self.url).netloc.lower()
+        """The ``host[:port]`` this request goes to, as per-host limits count it.
+
+        A URL that cannot be parsed has the host ``""`` (its fetch fails on its own).
+        """
+        try:
+            return urlsplit(self.url).netloc.lower()
+        except ValueError:
+            return ""
 
 
 @dataclass(frozen=True)
@@ -71,13 +77,17 @@ class Page:
         """The URL relative links resolve against: ``<base href>`` if the page has one."""
         found = _BASE_HREF.search(self.content, 0, 65536)
         if found:
-            return urljoin(self.url, found.group(1).decode("ascii", "replace"))
+            try:
+                return urljoin(self.url, found.group(1).decode("ascii", "replace"))
+            except ValueError:  # a <base href> that is no URL: the page's own URL serves
+                pass
         return self.url
 
     def urljoin(self, href: str) -> str:
         """Make ``href`` absolute against this page (its ``<base href>`` when present).
 
         ``href`` is taken as it stands in the HTML, so entities such as ``&amp;`` are
-        decoded first.
+        decoded first. Raises ``ValueError`` for a link that cannot be parsed into a
+        URL, such as ``http://[oops/``.
         """
         return urljoin(self.base_url, html.unescape(href.strip()))

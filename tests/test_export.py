@@ -51,7 +51,7 @@ def test_one_json_object_per_line(tmp_path: Path) -> None:
     assert [json.loads(line) for line in lines] == [r for batch in batches for r in batch]
 
 
-def test_count_and_non_json_values(tmp_path: Path) -> None:
+def test_count_and_dates(tmp_path: Path) -> None:
     out = tmp_path / "out.jsonl"
     writer = JsonLinesWriter(out)
     writer.write([{"tags": ("a", "b"), "when": date(2024, 5, 1), "none": None}])
@@ -61,6 +61,52 @@ def test_count_and_non_json_values(tmp_path: Path) -> None:
     writer.close()
     first = json.loads(out.read_text(encoding="utf-8").splitlines()[0])
     assert first == {"tags": ["a", "b"], "when": "2024-05-01", "none": None}
+
+
+def test_a_record_json_cannot_hold_is_left_out_with_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    looped: dict[str, object] = {"name": "loop"}
+    looped["self"] = looped
+    page = [
+        {"n": 1},
+        {"n": 2, "v": float("nan")},
+        {"n": 3, "v": float("inf")},
+        {"n": 4, "tags": {"a"}},
+        {"n": 5, "raw": b"bytes"},
+        {"n": 6, "thing": object()},
+        {"n": 7, "text": "half a pair \udc80"},
+        looped,
+        {"n": 8, ("a", "b"): 1},
+        {"n": 9},
+    ]
+    out = tmp_path / "out.jsonl"
+    writer = JsonLinesWriter(out)
+    writer.write(page)
+    writer.close()
+    data = out.read_bytes()
+    data.decode("utf-8")  # valid UTF-8 throughout
+    assert [json.loads(line) for line in data.splitlines()] == [{"n": 1}, {"n": 9}]
+    assert writer.count == 2
+    assert writer.rejected == {
+        "v: not finite": 2,
+        "tags: set is not JSON": 1,
+        "raw: bytes is not JSON": 1,
+        "thing: object is not JSON": 1,
+        "text: lone surrogate": 1,
+        "self: refers to itself": 1,
+        "('a', 'b'): a field name that is not text": 1,
+    }
+    assert caplog.messages[:2] == [
+        "not writing a record: v: not finite",
+        "not writing a record: v: not finite",
+    ]
+
+
+def test_a_page_of_records_json_cannot_hold_writes_nothing(tmp_path: Path) -> None:
+    out = tmp_path / "out.jsonl"
+    written(out, [{"n": 1}])
+    assert written(out, [{"v": float("nan")}], append=True) == '{"n": 1}\n'
 
 
 def test_append_keeps_what_is_there(tmp_path: Path) -> None:

@@ -2,25 +2,28 @@
 
 ``Fetcher`` is given its ``Wire`` (``scraper.wire``: aiohttp by default, httpx
 over a given transport for cassettes and tests); it follows redirects, retries,
-caps and inflates bodies, and decodes them.
+caps and inflates bodies, and decodes them (``scraper.charset``).
 
 A fetch either returns a decoded ``Page`` or raises ``FetchError`` with a short
-reason (``timeout``, ``http 404``, ``too large``, ...) that the crawl counts.
+reason (``timeout``, ``http 404``, ``too large``, ``bad redirect``, ...) that the
+crawl counts; whatever a server answers, nothing else comes out of ``fetch``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import codecs
 import logging
+import math
 import random
 import re
 import zlib
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Mapping
+from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING
 from urllib.parse import urljoin, urlsplit
 
+from scraper.charset import decode, header_charset
 from scraper.errors import FetchError
 from scraper.models import Page, Request
 from scraper.spec import CrawlSettings
@@ -34,13 +37,18 @@ log = logging.getLogger("scraper")
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 THROTTLE_STATUSES = frozenset({429, 503})
 MAX_BACKOFF = 30.0
+"""The longest wait a server can ask for (Retry-After, Crawl-delay), in seconds."""
 DEFAULT_THROTTLE = 5.0
 """Seconds a host is paused after a 429/503 that gives no Retry-After."""
+ROBOTS_MAX_BYTES = 500 * 1024
+"""robots.txt is read up to this size and the rest ignored, as Google documents."""
 
-_HEADER_CHARSET = re.compile(r"""charset\s*=\s*["']?([A-Za-z0-9_.:-]+)""", re.I)
-_META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]+)""", re.I)
-# Browsers read these labels as a wider encoding (WHATWG Encoding Standard); so do we.
-_WIDER = {"gb2312": "gb18030", "gbk": "gb18030", "iso8859-1": "cp1252"}
+__all__ = ["MAX_BACKOFF", "ROBOTS_MAX_BYTES", "Fetcher", "RobotsRules", "decode"]
+
+_GZIP_MAGIC = b"\x1f\x8b"
+_CONTROL_BYTES = re.compile(rb"[\x00-\x08\x0e-\x1a\x1c-\x1f]")
+_PLAIN = 0
+"""In ``_BodyReader``'s ways of reading a body: as it is, not inflated."""
 
 
 class Fetcher:
@@ -58,18 +66,20 @@ class Fetcher:
         self.allow_url = allow_url
         self.on_throttle = on_throttle
 
-    async def fetch(self, request: Request) -> Page:
+    async def fetch(self, request: Request, *, truncate_at: int | None = None) -> Page:
         """Fetch ``request``, retrying transient failures; raise ``FetchError`` if it fails.
 
         Connection errors, timeouts, 408, 429 and 5xx are retried up to ``retries``
         times with exponential backoff and jitter; a 429 or 503 waits what its
         Retry-After says and reports the host to ``on_throttle`` (which slows it).
+        With ``truncate_at``, a body is cut at that many bytes instead of failing
+        past ``max_bytes``.
         """
         attempt = 0
         while True:
             try:
                 async with asyncio.timeout(self.settings.timeout):
-                    return await self._follow_redirects(request)
+                    return await self._follow_redirects(request, truncate_at)
             except TimeoutError:
                 failure = _Retryable("timeout", f"no complete answer in {self.settings.timeout}s")
             except _Retryable as retryable:
@@ -82,41 +92,64 @@ class Fetcher:
             await asyncio.sleep(wait)
             attempt += 1
 
-    async def _follow_redirects(self, request: Request) -> Page:
+    async def _follow_redirects(self, request: Request, truncate_at: int | None) -> Page:
         url = request.url
         seen = {url}
         for _ in range(self.settings.max_redirects + 1):
+            response = await self._get(url)
             try:
-                response = await self.wire.get(url)
-            except WireError as failure:
-                if not failure.retry:
-                    raise FetchError(failure.reason, failure.detail) from None
-                raise _Retryable(failure.reason, failure.detail) from None
-            try:
-                location = response.headers.get("location")
-                if response.status in REDIRECT_STATUSES and location is not None:
+                if response.status in REDIRECT_STATUSES:
+                    location = response.headers.get("location")
+                    if location is None:
+                        raise FetchError(
+                            "redirect without location",
+                            f"{url} answered {response.status} without a Location header",
+                        )
                     url = self._redirect_target(url, location, seen)
                     continue
-                return await self._read(request, url, response)
+                return await self._read(request, url, response, truncate_at)
             finally:
                 await response.close()
         raise FetchError(
             "too many redirects", f"more than {self.settings.max_redirects} from {request.url}"
         )
 
+    async def _get(self, url: str) -> WireResponse:
+        try:
+            return await self.wire.get(url)
+        except WireError as failure:
+            if not failure.retry:
+                raise FetchError(failure.reason, failure.detail) from None
+            raise _Retryable(failure.reason, failure.detail) from None
+        except Exception as exc:
+            # The HTTP library refusing what it was given (a header value with a
+            # newline, a URL it cannot send): this request can never be sent.
+            raise FetchError("bad request", f"{url}: {_described(exc)}") from None
+
     def _redirect_target(self, url: str, location: str, seen: set[str]) -> str:
-        target = urljoin(url, location.strip())
-        if urlsplit(target).scheme not in ("http", "https"):
+        allowed = False
+        try:
+            target = urljoin(url, location.strip())
+            scheme = urlsplit(target).scheme
+            if scheme in ("http", "https") and target not in seen:
+                allowed = self.allow_url(target)
+        except ValueError as exc:
+            raise FetchError("bad redirect", f"{url} redirects to {location!r}: {exc}") from None
+        if scheme not in ("http", "https"):
             raise FetchError("redirect not http", f"{url} redirects to {target}")
         if target in seen:
             raise FetchError("redirect loop", f"{url} redirects back to {target}")
-        if not self.allow_url(target):
+        if not allowed:
             raise FetchError("redirect offsite", f"{url} redirects to {target}")
         seen.add(target)
         return target
 
-    async def _read(self, request: Request, url: str, response: WireResponse) -> Page:
+    async def _read(
+        self, request: Request, url: str, response: WireResponse, truncate_at: int | None
+    ) -> Page:
         status = response.status
+        if status < 200:
+            raise FetchError(f"http {status}", f"answered {status}, which is not a final answer")
         if status >= 400:
             reason = f"http {status}"
             if status in THROTTLE_STATUSES:
@@ -134,23 +167,26 @@ class Fetcher:
         accepted = self.settings.content_types
         if content_type and "*" not in accepted and not any(t in content_type for t in accepted):
             raise FetchError("not text", f"it is {content_type} (accepted: {', '.join(accepted)})")
-        limit = self.settings.max_bytes
-        declared = response.headers.get("content-length", "")
-        known_length = declared.isdigit()
-        if known_length and int(declared) > limit:
-            raise FetchError("too large", f"it declares {declared} bytes (max_bytes: {limit})")
+        limit = truncate_at or self.settings.max_bytes
+        length = _content_length(response.headers)
+        if length is not None and length > limit and truncate_at is None:
+            raise FetchError("too large", f"it declares {length} bytes (max_bytes: {limit})")
         compression = response.headers.get("content-encoding", "")
         try:
-            if known_length and not compression:
-                content = await response.read()  # known to fit: in one go
+            if length is not None and length <= limit and not compression:
+                content = await _read_all(response)  # known to fit: in one go
             else:
-                body = _BodyReader(compression, limit)
-                async for chunk in response.body():
+                body = _BodyReader(compression, limit, truncate=truncate_at is not None)
+                async for chunk in _body(response):
                     body.feed(chunk)
+                    if body.full:
+                        break
                 content = body.finish()
         except WireError as failure:
+            if not failure.retry:
+                raise FetchError(failure.reason, failure.detail) from None
             raise _Retryable(failure.reason, failure.detail) from None
-        text, encoding = decode(content, _charset(content_type))
+        text, encoding = decode(content, header_charset(content_type))
         return Page(
             url=url,
             status=status,
@@ -167,14 +203,24 @@ class _BodyReader:
 
     httpx would inflate each compressed chunk whole before we could count it, so
     a gzip bomb's chunk of 64 KiB could cost hundreds of MiB; here no more than
-    ``limit`` + 1 bytes are ever inflated.
+    ``limit`` + 1 bytes are ever inflated. A body sent as gzip or deflate is read
+    as a zlib or gzip stream, else as a bare deflate stream (as some servers
+    send), else, if it does not look compressed, as it is: a plain page sent as
+    gzip is a common server misconfiguration. With ``truncate`` the first
+    ``limit`` bytes are kept and ``full`` says to stop reading.
     """
 
-    def __init__(self, content_encoding: str, limit: int) -> None:
+    def __init__(self, content_encoding: str, limit: int, *, truncate: bool = False) -> None:
         self.limit = limit
+        self.truncate = truncate
+        self.full = False
         self.size = 0
         self._chunks: list[bytes] = []
         self._inflate: zlib._Decompress | None = None
+        self._unread: list[bytes] = []
+        """The body as sent, kept until something comes out: another way reads it again."""
+        self._unread_size = 0
+        self._ways: list[int] = []
         encodings = [e.strip() for e in content_encoding.lower().split(",") if e.strip()]
         encodings = [e for e in encodings if e != "identity"]
         if len(encodings) > 1 or (encodings and encodings[0] not in ACCEPT_ENCODINGS):
@@ -182,44 +228,130 @@ class _BodyReader:
                 "bad encoding", f"Content-Encoding {content_encoding} is not supported"
             )
         if encodings:
-            # 47: zlib or gzip header, detected; raw deflate is handled in feed()
+            # 47: a zlib or gzip header, detected; -15: bare deflate; then as it is
             self._inflate = zlib.decompressobj(47)
+            self._ways = [-15, _PLAIN]
 
     def feed(self, chunk: bytes) -> None:
+        """Take the next chunk of the body as sent."""
+        if self.full:
+            return
         if self._inflate is None:
             self._take(chunk)
             return
+        if self.size == 0:
+            self._unread.append(chunk)
+            self._unread_size += len(chunk)
+            if self._unread_size > self.limit:
+                raise FetchError(
+                    "too large", f"the body is over max_bytes ({self.limit} bytes) compressed"
+                )
         try:
-            data = self._inflate.decompress(chunk, self.limit - self.size + 1)
-            self._take(data)
-            while self._inflate.unconsumed_tail:
-                tail = self._inflate.unconsumed_tail
-                self._take(self._inflate.decompress(tail, self.limit - self.size + 1))
+            self._inflate_into(self._inflate, chunk)
         except zlib.error as exc:
-            if self.size == 0:
-                self._inflate = zlib.decompressobj(-15)  # a bare deflate stream, as some send
-                self.feed(chunk)
-                return
-            raise FetchError("bad encoding", f"the compressed body is broken: {exc}") from None
+            self._fall_back(str(exc), at_end=False)
+        if self.size:
+            self._unread = []
 
     def finish(self) -> bytes:
-        if self._inflate is not None:
-            self._take(self._inflate.flush())
+        """The whole body, inflated."""
+        inflate = self._inflate
+        if inflate is not None and not self.full:
+            try:
+                self._take(inflate.flush())
+            except zlib.error as exc:
+                self._fall_back(str(exc), at_end=True)
+            else:
+                if self.size == 0 and self._unread_size and not inflate.eof:
+                    self._fall_back("it ends before anything could be inflated", at_end=True)
         return b"".join(self._chunks)
 
+    def _fall_back(self, error: str, *, at_end: bool) -> None:
+        """Nothing came out of the body the current way: read it from its start the next."""
+        if self.size:  # some of it inflated: a broken stream, not a mislabelled one
+            raise FetchError("bad encoding", f"the compressed body is broken: {error}")
+        body = b"".join(self._unread)
+        while self._ways:
+            way = self._ways.pop(0)
+            if way == _PLAIN:
+                if _looks_compressed(body):
+                    break
+                self._inflate = None
+                self._take(body)
+                return
+            self._inflate = inflate = zlib.decompressobj(way)
+            try:
+                self._inflate_into(inflate, body)
+                if at_end and not self.full:
+                    self._take(inflate.flush())
+            except zlib.error as exc:
+                if self.size:
+                    raise FetchError(
+                        "bad encoding", f"the compressed body is broken: {exc}"
+                    ) from None
+                error = str(exc)
+                continue
+            if self.size or inflate.eof or not at_end:
+                return
+        raise FetchError("bad encoding", f"the compressed body cannot be inflated: {error}")
+
+    def _inflate_into(self, inflate: zlib._Decompress, data: bytes) -> None:
+        self._take(inflate.decompress(data, self.limit - self.size + 1))
+        while inflate.unconsumed_tail and not self.full:
+            self._take(inflate.decompress(inflate.unconsumed_tail, self.limit - self.size + 1))
+
     def _take(self, data: bytes) -> None:
+        if self.size + len(data) > self.limit:
+            if not self.truncate:
+                raise FetchError("too large", f"the body is over max_bytes ({self.limit} bytes)")
+            data = data[: self.limit - self.size]
+            self.full = True
         self.size += len(data)
-        if self.size > self.limit:
-            raise FetchError("too large", f"the body is over max_bytes ({self.limit} bytes)")
         if data:
             self._chunks.append(data)
+
+
+def _looks_compressed(body: bytes) -> bool:
+    """Whether ``body`` looks like compressed data rather than text: plain pages have
+    no control characters but whitespace (and ESC, in ISO-2022) near their start."""
+    head = body[:1024]
+    return head.startswith(_GZIP_MAGIC) or _CONTROL_BYTES.search(head) is not None
+
+
+async def _body(response: WireResponse) -> AsyncIterator[bytes]:
+    """The raw body's chunks; what the wire's library raises is a ``WireError``."""
+    try:
+        async for chunk in response.body():
+            yield chunk
+    except (WireError, FetchError):
+        raise
+    except Exception as exc:
+        raise WireError("broken body", _described(exc), retry=False) from None
+
+
+async def _read_all(response: WireResponse) -> bytes:
+    try:
+        return await response.read()
+    except WireError:
+        raise
+    except Exception as exc:
+        raise WireError("broken body", _described(exc), retry=False) from None
+
+
+def _described(exc: BaseException) -> str:
+    if isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        return _described(exc.exceptions[0])  # anyio's task groups wrap the real error
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
 class RobotsRules:
     """robots.txt of each host, fetched once per crawl and read with Protego.
 
-    A robots.txt that cannot be fetched (404, 5xx after retries, an error) allows
-    everything, as most crawlers do; its failure is logged, not counted.
+    A robots.txt that cannot be fetched or read (404, 5xx after retries, an
+    error, anything) allows everything, as most crawlers do; its failure is
+    logged, not counted. Only its first ``ROBOTS_MAX_BYTES`` are read, and they
+    are parsed off the event loop. A ``Crawl-delay`` over ``MAX_BACKOFF`` is cut
+    to it (with a warning).
     """
 
     def __init__(self, fetcher: Fetcher) -> None:
@@ -230,9 +362,13 @@ class RobotsRules:
 
     async def check(self, url: str) -> tuple[bool, float]:
         """Whether robots.txt lets our user agent fetch ``url``, and the host's
-        ``Crawl-delay`` for our user agent (0 when it sets none)."""
-        rules, delay = await self._rules_for(url)
-        return rules is None or rules.can_fetch(url, self._user_agent), delay
+        ``Crawl-delay`` for our user agent (0 when it sets none). Never raises."""
+        try:
+            rules, delay = await self._rules_for(url)
+            return rules is None or rules.can_fetch(url, self._user_agent), delay
+        except Exception as exc:
+            log.info("robots.txt rules cannot be applied to %s (%s): allowed", url, _described(exc))
+            return True, 0.0
 
     async def _rules_for(self, url: str) -> tuple[Protego | None, float]:
         parts = urlsplit(url)
@@ -247,63 +383,32 @@ class RobotsRules:
 
     async def _fetch(self, url: str) -> tuple[Protego | None, float]:
         try:
-            page = await self._fetcher.fetch(Request(url))
+            page = await self._fetcher.fetch(Request(url), truncate_at=ROBOTS_MAX_BYTES)
+            rules, delay = await asyncio.to_thread(_parse_robots, page.text, self._user_agent)
         except FetchError as failure:
             log.info("no robots.txt rules from %s (%s): all allowed", url, failure.reason)
             return None, 0.0
-        from protego import Protego
-
-        rules = Protego.parse(page.text)
-        return rules, float(rules.crawl_delay(self._user_agent) or 0.0)
-
-
-def decode(content: bytes, declared: str | None) -> tuple[str, str]:
-    """Decode a page: the declared charset (header, else ``<meta>``) if it fits, else detect.
-
-    Returns the text and the name of the encoding used. A declared charset that
-    does not decode the bytes (GBK under a utf-8 label, say) is not trusted.
-    """
-    for bom, name in (
-        (codecs.BOM_UTF8, "utf-8-sig"),
-        (codecs.BOM_UTF16_LE, "utf-16"),
-        (codecs.BOM_UTF16_BE, "utf-16"),
-    ):
-        if content.startswith(bom):
-            return content.decode(name, errors="replace"), name
-    candidates = []
-    label = declared or _meta_charset(content)
-    if label:
-        candidates.append(_codec_name(label))
-    candidates.append("utf-8")
-    for name in dict.fromkeys(c for c in candidates if c):
-        try:
-            return content.decode(name), name
-        except (UnicodeDecodeError, LookupError):
-            continue
-    from charset_normalizer import from_bytes
-
-    best = from_bytes(content[:200_000]).best()
-    detected = _codec_name(best.encoding) if best else None
-    name = detected or candidates[0] or "utf-8"
-    return content.decode(name, errors="replace"), name
+        except Exception as exc:
+            log.info("no robots.txt rules from %s (%s): all allowed", url, _described(exc))
+            return None, 0.0
+        if delay > MAX_BACKOFF:
+            log.warning(
+                "%s asks for Crawl-delay: %g; waiting %g s between its pages instead",
+                url,
+                delay,
+                MAX_BACKOFF,
+            )
+            delay = MAX_BACKOFF
+        return rules, delay
 
 
-def _charset(content_type: str) -> str | None:
-    found = _HEADER_CHARSET.search(content_type)
-    return found.group(1) if found else None
+def _parse_robots(text: str, user_agent: str) -> tuple[Protego, float]:
+    """robots.txt's rules and our ``Crawl-delay`` (0 when none, or not a number)."""
+    from protego import Protego
 
-
-def _meta_charset(content: bytes) -> str | None:
-    found = _META_CHARSET.search(content, 0, 8192)
-    return found.group(1).decode("ascii") if found else None
-
-
-def _codec_name(label: str) -> str | None:
-    try:
-        name = codecs.lookup(label.strip().strip("\"'")).name
-    except LookupError:
-        return None
-    return _WIDER.get(name, name)
+    rules = Protego.parse(text)
+    delay = rules.crawl_delay(user_agent)
+    return rules, float(delay) if delay is not None and math.isfinite(delay) and delay > 0 else 0.0
 
 
 class _Retryable(Exception):
@@ -325,16 +430,29 @@ def _backoff(attempt: int, retry_after: float | None) -> float:
     return base / 2 + random.uniform(0, base / 2)
 
 
+def _ascii_digits(value: str) -> bool:
+    # str.isdigit() is also true of "²" and "٣", which int() and float() refuse or misread
+    return value.isascii() and value.isdigit()
+
+
+def _content_length(headers: Mapping[str, str]) -> int | None:
+    """The declared Content-Length, or None when there is none that can be believed."""
+    declared = headers.get("content-length", "").strip()
+    return int(declared) if _ascii_digits(declared) and len(declared) <= 18 else None
+
+
 def _retry_after(value: str | None) -> float | None:
+    """Seconds a Retry-After value asks to wait (a number, or an HTTP date); None when
+    there is no value that can be read."""
+    value = (value or "").strip()
     if not value:
         return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
+    if _ascii_digits(value):
+        return float(value)  # inf for an absurd length: the wait is capped anyway
     try:
         when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+        if when.tzinfo is None:  # "-0000": a time in UTC, from a source that does not say
+            when = when.replace(tzinfo=timezone.utc)
+        return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
-    from datetime import datetime, timezone
-
-    return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())

@@ -87,8 +87,19 @@ def open_wire(settings: CrawlSettings, transport: httpx.AsyncBaseTransport | Non
         headers=headers,
         timeout=httpx.Timeout(settings.timeout),
         follow_redirects=False,
+        event_hooks={"response": [_keep_location]},
     )
     return HttpxWire(client)
+
+
+_LOCATION = "scraper.location"
+
+
+async def _keep_location(response: httpx.Response) -> None:
+    # httpx parses a redirect's Location even when not following it, and its error
+    # does not say the value: keep it on the request for the message.
+    if response.has_redirect_location:
+        response.request.extensions[_LOCATION] = response.headers["location"]
 
 
 class HttpxWire:
@@ -100,8 +111,9 @@ class HttpxWire:
     async def get(self, url: str) -> WireResponse:
         import httpx
 
+        request = self.client.build_request("GET", url)
         try:
-            response = await self.client.send(self.client.build_request("GET", url), stream=True)
+            response = await self.client.send(request, stream=True)
         except NotInCassette as exc:
             raise WireError("not in cassette", str(exc), retry=False) from None
         except httpx.TimeoutException as exc:
@@ -111,6 +123,11 @@ class HttpxWire:
         except (httpx.ConnectError, httpx.ProxyError) as exc:
             raise WireError("connect error", _detail(exc)) from None
         except (httpx.HTTPError, httpx.InvalidURL) as exc:
+            location = request.extensions.get(_LOCATION)
+            if location is not None:  # the answer came; httpx could not read its Location
+                raise WireError(
+                    "bad redirect", f"{url} redirects to {location!r}: {_detail(exc)}", retry=False
+                ) from None
             raise WireError("connection error", _detail(exc)) from None
 
         async def body() -> AsyncIterator[bytes]:

@@ -263,6 +263,21 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.flush()
         self._stream((b"<" if i == 0 else b"x" for i in range(count)), interval)
 
+    def _fault_raw(
+        self,
+        route: _Route,
+        status: int = 200,
+        headers: list[tuple[str, str]] | None = None,
+        body: Body = b"",
+    ) -> None:
+        """An answer written byte for byte: header values in UTF-8, which http.server's
+        latin-1 ``send_header`` refuses; Content-Length added, the connection closed."""
+        data = _as_bytes(body)
+        lines = [f"HTTP/1.1 {status} Whatever", *(f"{k}: {v}" for k, v in headers or [])]
+        lines.append(f"Content-Length: {len(data)}")
+        self.wfile.write(("\r\n".join(lines) + "\r\n\r\n").encode("utf-8") + data)
+        self.close_connection = True
+
 
 FAULT_MODES = frozenset(n.removeprefix("_fault_") for n in dir(_Handler) if n.startswith("_fault_"))
 

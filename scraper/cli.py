@@ -288,6 +288,7 @@ def _run(args: argparse.Namespace) -> int:
         state = None
         if args.output:
             state_path = Path(args.state or f"{args.output}.state")
+            CrawlState.check_paths(state_path, Path(args.output))
             # A worker of --workers shares the output its parent has claimed.
             if args.shard == (0, 1):
                 _claim(stack, args.output, "-o PATH")

@@ -101,11 +101,7 @@ class CrawlState:
         pages not marked done are fetched again), once its bytes up to there are
         found unchanged; a new state starts a new output.
         """
-        if _same_file(path, output):
-            raise ScraperError(
-                f"--state {path} is the output file itself; give the state its own path "
-                f"(the default is {output}.state)."
-            )
+        cls.check_paths(path, output)
         if output.exists() and not stat.S_ISREG(output.stat().st_mode):
             raise ScraperError(
                 f"--resume needs the output to be a regular file, and {output} is not one "
@@ -124,6 +120,15 @@ class CrawlState:
         os.truncate(output, state.output_size)
         log.warning("resuming from %s", path)
         return state
+
+    @staticmethod
+    def check_paths(path: Path, output: Path) -> None:
+        """Refuse a state file that is the output itself (each would overwrite the other)."""
+        if _same_file(path, output):
+            raise ScraperError(
+                f"--state {path} is the output file itself; give the state its own path "
+                f"(the default is {output}.state)."
+            )
 
     @staticmethod
     def remove(path: Path) -> None:
@@ -207,8 +212,9 @@ class CrawlState:
         except (sqlite3.Error, OSError) as exc:
             reason = "the disk is full" if "full" in str(exc) else str(exc)
             raise OutputError(
-                f"saving the crawl state in {self.path} failed: {reason}. What it saved "
-                "before is kept: free some space, then run again with --resume to continue."
+                f"saving the crawl state in {self.path} failed: {reason}. The records and "
+                "the state saved before are kept: once the state can be written again (free "
+                "some space), run again with --resume to continue."
             ) from None
         self._added.clear()
         self._finished.clear()

@@ -5,14 +5,18 @@ from __future__ import annotations
 import json
 import os
 import random
+import resource
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from scraper.models import Request
+from scraper.state import CrawlState
 from tests.server import FixtureSite
 
 LISTS, DETAILS_PER_LIST = 6, 12
@@ -140,3 +144,140 @@ def test_resume_options_are_checked(tmp_path: Path, args: list[str], message: st
     assert run.wait(timeout=30) == 2
     assert run.stderr is not None
     assert run.stderr.read().decode() == message
+
+
+def finished_crawl(site: FixtureSite, tmp_path: Path) -> bytes:
+    """A catalogue crawl run to the end with --resume; the output it wrote."""
+    serve_catalogue(site)
+    (tmp_path / "spiders.yaml").write_text(SPIDER.format(base=site.base), encoding="utf-8")
+    first = scraper(tmp_path, "-o", "out.jsonl", "--resume")
+    assert first.wait(timeout=60) == 0
+    if first.stderr:
+        first.stderr.close()
+    return (tmp_path / "out.jsonl").read_bytes()
+
+
+def finish(run: subprocess.Popen[bytes]) -> tuple[int, str]:
+    """The exit status and stderr of ``run``."""
+    _, stderr = run.communicate(timeout=60)
+    return run.returncode, stderr.decode("utf-8")
+
+
+def test_resume_refuses_an_output_edited_since(site: FixtureSite, tmp_path: Path) -> None:
+    whole = finished_crawl(site, tmp_path)
+    edited = b'{"note": "added by hand"}\n' + whole
+    (tmp_path / "out.jsonl").write_bytes(edited)
+    code, stderr = finish(scraper(tmp_path, "-o", "out.jsonl", "--resume"))
+    assert code == 2
+    assert stderr == (
+        f"scraper: error: out.jsonl is not the output that out.jsonl.state vouches for: its "
+        f"first {len(whole)} bytes changed since the last run (edited, cut or replaced), so "
+        "resuming could cut a line or lose records. To start over, delete out.jsonl.state "
+        "(the next run writes out.jsonl anew); to keep this output, move it away first.\n"
+    )
+    assert (tmp_path / "out.jsonl").read_bytes() == edited  # not cut
+
+
+def flip_20_bytes(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    step = (len(data) - 4096) // 20
+    for n in range(20):
+        data[4096 + n * step] ^= 0x55  # past the header page: the tables' own pages
+    path.write_bytes(bytes(data))
+
+
+def truncate_to_half(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2 + 100])
+
+
+def replace_with_text(path: Path) -> None:
+    path.write_text("spiders:\n  not: a state\n", encoding="utf-8")
+
+
+@pytest.mark.parametrize(
+    ("damage", "detail"),
+    [
+        (flip_20_bytes, "database disk image is malformed"),
+        (truncate_to_half, "database disk image is malformed"),
+        (replace_with_text, "file is not a database"),
+    ],
+)
+def test_a_damaged_state_is_refused_naming_the_file(
+    site: FixtureSite, tmp_path: Path, damage: Callable[[Path], None], detail: str
+) -> None:
+    finished_crawl(site, tmp_path)
+    damage(tmp_path / "out.jsonl.state")
+    code, stderr = finish(scraper(tmp_path, "-o", "out.jsonl", "--resume"))
+    assert code == 2
+    assert stderr == (
+        f"scraper: error: the crawl state out.jsonl.state cannot be used: {detail}. Delete "
+        "it to start over (the next --resume run writes out.jsonl anew), or restore it "
+        "from a copy.\n"
+    )
+
+
+def test_a_state_at_the_output_path_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "spiders.yaml").write_text(
+        SPIDER.format(base="http://127.0.0.1:9"), encoding="utf-8"
+    )
+    for _ in range(2):  # the second run found a DatabaseError in the first's output
+        code, stderr = finish(
+            scraper(tmp_path, "-o", "out.jsonl", "--resume", "--state", "out.jsonl")
+        )
+        assert code == 2
+        assert stderr == (
+            "scraper: error: --state out.jsonl is the output file itself; give the state its "
+            "own path (the default is out.jsonl.state).\n"
+        )
+
+
+def limit_file_size() -> None:
+    """In the child: files may grow to 100 kB, then writes fail (as on a full disk)."""
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (100_000, 100_000))
+
+
+def test_a_state_that_cannot_be_saved_stops_the_run_and_resuming_completes_it(
+    site: FixtureSite, tmp_path: Path
+) -> None:
+    serve_catalogue(site)
+    (tmp_path / "spiders.yaml").write_text(SPIDER.format(base=site.base), encoding="utf-8")
+    limited = subprocess.Popen(
+        [sys.executable, "-m", "scraper", "run", "catalogue", "-q", "-o", "out.jsonl", "--resume"],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        preexec_fn=limit_file_size,
+    )
+    code, stderr = finish(limited)
+    assert code == 1
+    assert stderr.startswith("scraper: error: saving the crawl state in out.jsonl.state failed: ")
+    assert stderr.endswith(
+        "The records and the state saved before are kept: once the state can be written "
+        "again (free some space), run again with --resume to continue.\n"
+    )
+    partial = records(tmp_path / "out.jsonl")
+    assert len(partial) < LISTS * DETAILS_PER_LIST
+
+    code, stderr = finish(scraper(tmp_path, "-o", "out.jsonl", "--resume"))
+    assert code == 0, stderr
+    lines = records(tmp_path / "out.jsonl")
+    assert len(lines) == len(set(lines)) == LISTS * DETAILS_PER_LIST
+
+
+def test_a_carry_json_cannot_hold_is_not_kept_and_does_not_stop_the_commit(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    state = CrawlState(tmp_path / "s.state", "catalogue")
+    state.add("a", Request("http://a.example/", carry={"when": {1, 2}}))
+    state.add("b", Request("http://b.example/", carry={"rank": 1, "text": "\udc80"}))
+    state.commit(0)
+    assert list(state.unfinished()) == [
+        Request("http://b.example/", carry={"rank": 1, "text": "\udc80"})
+    ]
+    state.close()
+    assert caplog.messages == [
+        f"not keeping http://a.example/ in the crawl state {tmp_path / 's.state'}: a carried "
+        "field cannot be stored as JSON (Object of type set is not JSON serializable); "
+        "a resumed run would not fetch it"
+    ]

@@ -1,9 +1,11 @@
 """``scraper`` on the command line: parse arguments, run, turn errors into exit codes.
 
 Exit codes: 0 success; 1 the crawl finished but some pages failed (or the output
-could not be written); 2 a usage or spider-file error; 130 / 143 / 129 stopped by
-Ctrl-C / SIGTERM / SIGHUP. Records go to stdout (or ``-o``); logs, progress and the
-stats summary go to stderr.
+could not be written); 2 a usage or spider-file error, an output or state that
+another run is writing, a state that cannot be resumed, or a closed stdout with no
+``-o``; 130 / 143 / 129 stopped by Ctrl-C / SIGTERM / SIGHUP. Records go to stdout
+(or ``-o``); logs, progress and the stats summary go to stderr, and a closed or
+full stderr changes neither the records nor the exit code.
 """
 
 from __future__ import annotations

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from tests.server import FixtureSite
@@ -59,3 +60,36 @@ def test_workers_need_an_output_file(tmp_path: Path) -> None:
     done = run(tmp_path, "--workers", "2")
     assert done.returncode == 2
     assert done.stderr == "scraper: error: --workers needs an output file: add -o PATH.\n"
+
+
+def test_workers_share_the_output_their_parent_claims(site: FixtureSite, tmp_path: Path) -> None:
+    for n in range(40):
+        site.add(f"/page/{n}", "<ul>" + "".join(f"<li>{n}-{i}</li>" for i in range(5)) + "</ul>")
+    site.hold = 0.1
+    (tmp_path / "spiders.yaml").write_text(SPIDER.format(base=site.base), encoding="utf-8")
+    parent = subprocess.Popen(
+        [sys.executable, "-m", "scraper", "run", "pages", "-o", "out.jsonl", "--workers", "2"],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        out = tmp_path / "out.jsonl"
+        deadline = time.monotonic() + 20
+        while not (out.exists() and out.stat().st_size):
+            assert parent.poll() is None and time.monotonic() < deadline
+            time.sleep(0.02)
+        other = run(tmp_path, "-o", "out.jsonl")
+        _, stderr = parent.communicate(timeout=60)
+    finally:
+        parent.kill()
+        parent.wait()
+    assert other.returncode == 2
+    assert other.stderr == (
+        f"scraper: error: out.jsonl is being written by another scraper run (pid {parent.pid}); "
+        "wait for it to finish or choose another -o PATH.\n"
+    )
+    assert parent.returncode == 0, stderr
+    assert "records written: 200\n" in stderr
+    assert len(out.read_text(encoding="utf-8").splitlines()) == 200

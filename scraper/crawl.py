@@ -5,21 +5,33 @@ from the ``Frontier``, checks it against the host's robots.txt, waits for a
 slot of its host (``per_host`` at once, ``delay`` or ``Crawl-delay`` apart,
 slower after a 429/503), fetches it, extracts it, writes its records and gives
 the links it found back to the frontier. A page that fails is counted and
-logged; the crawl goes on. The crawl ends when the frontier is empty and no
-page is in flight. SIGINT/SIGTERM stop taking new requests and give the ones
-in flight ``STOP_GRACE`` seconds to finish.
+logged; the crawl goes on, whatever the page does: an exception nobody
+foresaw fails that page alone (``internal error``), never a worker. Only an
+output or a crawl state that cannot be written stops the crawl, with the error
+raised from ``run()``. The crawl ends when the frontier is empty and no page is
+in flight. SIGINT, SIGTERM and SIGHUP stop taking new requests and give the
+ones in flight ``STOP_GRACE`` seconds to finish.
+
+Nothing a page or a spider does may hold the event loop: a page whose patterns
+need longer than ``INLINE_EXTRACT_BUDGET``, and every page with a Python
+callback, is extracted in a daemon thread. A callback gets ``callback_timeout``
+seconds; one that runs past it fails its page (``callback timeout``) and is left
+behind in its thread, which the process does not wait for when it exits.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import queue
 import random
 import signal
+import threading
 import time
-from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from scraper.callbacks import Callback
 from scraper.errors import FetchError, OutputError
@@ -27,7 +39,7 @@ from scraper.export import RecordSink
 from scraper.extract import Extraction, ExtractTimeout, extract
 from scraper.fetch import Fetcher, RobotsRules
 from scraper.frontier import Frontier
-from scraper.models import Page, Request
+from scraper.models import Page, Record, Request
 from scraper.spec import SpiderSpec
 from scraper.stats import CrawlStats
 from scraper.wire import open_wire
@@ -40,13 +52,35 @@ if TYPE_CHECKING:
 log = logging.getLogger("scraper")
 
 STOP_GRACE = 3.0
-"""Seconds that requests in flight get to finish after Ctrl-C or SIGTERM."""
+"""Seconds that requests in flight get to finish after Ctrl-C, SIGTERM or SIGHUP."""
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 INLINE_EXTRACT_BUDGET = 0.05
 """Seconds a page's patterns may run on the event loop; slower pages go to a thread."""
 EXTRACT_THREADS = 2
+"""Pages (without a callback) whose patterns run in threads at once."""
+THREAD_IDLE = 30.0
+"""Seconds an idle extract thread waits for work before it ends."""
 THROTTLED_DELAY = 1.0
 THROTTLE_PERIOD = 60.0
 """After a 429/503, requests to that host start at least 1 s apart for a minute."""
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class _Failure:
+    """Why a page failed: ``reason`` is counted in the stats, ``detail`` is logged."""
+
+    reason: str
+    detail: str
+
+
+class _OutputGone(Exception):
+    """The output or the crawl state cannot be written: the crawl stops with ``error``."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(str(error))
+        self.error = error
 
 
 class Crawler:
@@ -83,38 +117,48 @@ class Crawler:
         self._in_flight = 0
         self._fatal: Exception | None = None
         self._robots: RobotsRules | None = None
+        self._threads = _DaemonThreads("scraper-extract")
+        self._signals: list[signal.Signals] = []
 
     async def run(self) -> CrawlStats:
         """Crawl until no request is left (or a stop signal); return the stats."""
         self.stats = CrawlStats()
-        self.frontier = Frontier(self.spider, self.stats, self.state, self.shard)
         self._stop = asyncio.Event()
         self._changed = asyncio.Event()
-        wire = open_wire(self.settings, self.transport)
-        fetcher = Fetcher(wire, self.settings, self.frontier.allows, self._throttle)
-        self._robots = RobotsRules(fetcher) if self.settings.robots else None
-        self._extractors = ThreadPoolExecutor(EXTRACT_THREADS, thread_name_prefix="extract")
-        workers = asyncio.gather(*(self._work(fetcher) for _ in range(self.settings.concurrency)))
-        stopping = asyncio.create_task(self._stop.wait())
-        progress = asyncio.create_task(self._report_progress()) if self.on_progress else None
+        # First of all: a signal while a large state loads stops the run like any other.
         self._install_signal_handlers()
+        tasks: list[asyncio.Future[Any]] = []
+        wire = None
         try:
-            waiting: set[asyncio.Future[Any]] = {workers, stopping}
-            await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
-            if not workers.done():
+            self.frontier = Frontier(self.spider, self.stats, self.state, self.shard)
+            wire = open_wire(self.settings, self.transport)
+            fetcher = Fetcher(wire, self.settings, self.frontier.allows, self._throttle)
+            self._robots = RobotsRules(fetcher) if self.settings.robots else None
+            self._extract_slots = asyncio.Semaphore(EXTRACT_THREADS)
+            workers = [
+                asyncio.create_task(self._work(fetcher)) for _ in range(self.settings.concurrency)
+            ]
+            tasks += workers
+            crawl: asyncio.Future[Any] = asyncio.gather(*workers)
+            stopping: asyncio.Future[Any] = asyncio.create_task(self._stop.wait())
+            tasks += [crawl, stopping]
+            if self.on_progress:
+                tasks.append(asyncio.create_task(self._report_progress()))
+            await asyncio.wait({crawl, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            if not crawl.done():
                 if self._fatal is None:
                     log.warning("stopping: finishing the pages in flight (up to %.0fs)", STOP_GRACE)
                 self._notify()
-                await asyncio.wait({workers}, timeout=STOP_GRACE)
-            tasks: list[asyncio.Future[Any]] = [workers, stopping]
-            tasks += [progress] if progress else []
+                await asyncio.wait({crawl}, timeout=STOP_GRACE)
+        finally:
+            # Every task is cancelled and awaited here, so none is left to report a page
+            # (or an exception nobody retrieved) after the summary.
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-        finally:
             self._remove_signal_handlers()
-            self._extractors.shutdown(wait=False, cancel_futures=True)
-            await wire.aclose()
+            if wire is not None:
+                await wire.aclose()
             self.stats.finished = time.monotonic()
         if self._fatal is not None:
             raise self._fatal
@@ -136,9 +180,15 @@ class Crawler:
                 continue
             self._in_flight += 1
             try:
-                await self._process(fetcher, request)
-            except (OSError, OutputError) as exc:  # the output is gone: stop, report it
-                self._fatal = self._fatal or exc
+                try:
+                    await self._process(fetcher, request)
+                except _OutputGone:
+                    raise
+                except Exception as exc:  # a bug, or an input nobody foresaw: this page only
+                    self._fail(request, _internal_error(exc))
+                    log.info("the internal error on %s:", request.url, exc_info=exc)
+            except _OutputGone as gone:  # the output is gone: stop, report it
+                self._fatal = self._fatal or gone.error
                 self._stop.set()
             finally:
                 self._in_flight -= 1
@@ -162,39 +212,124 @@ class Crawler:
             try:
                 page = await fetcher.fetch(request)
             except FetchError as failure:
-                self.stats.failed[failure.reason] += 1
-                log.warning("failed %s: %s", request.url, failure.detail)
-                self._finish(request, failed=True)
+                self._fail(request, _Failure(failure.reason, failure.detail))
                 return
         kind = request.page or self.spider.first_page
-        result = self._extract(page, kind, INLINE_EXTRACT_BUDGET)
-        if result is None:
-            # A page whose patterns need longer goes to a thread, so that it holds up
-            # neither the event loop nor the fetches in flight while it runs.
-            loop = asyncio.get_running_loop()
-            result = await loop.run_in_executor(self._extractors, self._extract, page, kind)
-        if result is None or isinstance(result, str):
-            self.stats.failed[result or "extract timeout"] += 1
-            self._finish(request, failed=True)
+        result = await self._extract_page(page, kind)
+        if isinstance(result, _Failure):
+            self._fail(request, result)
             return
-        self.writer.write(result.records)
+        # Links before records: a page that fails on the way leaves no records behind.
+        for link in result.requests:
+            self.frontier.follow(link)
+        self._write(result.records)
         self.stats.pages += 1
         self.stats.records += len(result.records)
         self.stats.dropped.update(result.dropped)
+        self.stats.skipped.update(result.skipped)
         if self.spider.pages[kind].pattern is not None and not (result.records or result.dropped):
             self.stats.page_without_match(kind, page.url)
             log.info("no match on %s (page kind %r)", page.url, kind)
-        for link in result.requests:
-            self.frontier.follow(link)
         self._finish(request)
 
-    def _extract(
-        self, page: Page, kind: str, budget: float | None = None
-    ) -> Extraction | str | None:
-        """Extract ``page``; a failure is its reason, logged. With ``budget`` (inline, on
-        the event loop), a page that needs longer than that gives ``None``."""
-        page_spec = self.spider.pages[kind]
+    async def _extract_page(self, page: Page, kind: str) -> Extraction | _Failure:
+        """Extract ``page`` where it cannot hold the event loop up for long."""
         callback = self.callbacks.get(kind)
+        if callback is not None:
+            return await self._run_callback(page, kind, callback)
+        result = self._extract(page, kind, INLINE_EXTRACT_BUDGET)
+        if result is not None:
+            return result
+        # A page whose patterns need longer goes to a thread, so that it holds up
+        # neither the event loop nor the fetches in flight while it runs.
+        async with self._extract_slots:
+            outcome = await self._in_thread(lambda: self._extract(page, kind))
+        assert outcome is not None
+        return outcome
+
+    async def _run_callback(
+        self, page: Page, kind: str, callback: Callback
+    ) -> Extraction | _Failure:
+        """Extract ``page`` with its callback in a thread, under ``callback_timeout``.
+
+        The timeout runs from the moment the callback is called (the patterns before
+        it have their own). A callback past it is abandoned: its thread runs on, and
+        what it returns, if it ever does, is dropped.
+        """
+        loop = asyncio.get_running_loop()
+        limit = self.settings.callback_timeout
+        name = self.spider.pages[kind].callback
+        expired = _Failure(
+            "callback timeout",
+            f"callback {name} ran past {limit:g}s (callback_timeout); the page is given up "
+            "and the callback left running in its thread",
+        )
+        future: asyncio.Future[Extraction | _Failure | None] = loop.create_future()
+
+        def expire() -> None:
+            if not future.done():
+                future.set_result(expired)
+
+        def start_clock() -> None:
+            timer = loop.call_later(limit, expire)
+            future.add_done_callback(lambda _: timer.cancel())
+
+        def timed(user_page: Page) -> Iterable[Any] | None:
+            loop.call_soon_threadsafe(start_clock)
+            return callback(user_page)
+
+        self._in_thread(lambda: self._extract(page, kind, callback=timed), future)
+        outcome = await future
+        assert outcome is not None
+        return outcome
+
+    def _in_thread(
+        self, call: Callable[[], T], future: asyncio.Future[T] | None = None
+    ) -> asyncio.Future[T]:
+        """``call()`` in a daemon thread; its result (or exception) in ``future``.
+
+        The thread delivers to the event loop only, and nothing once ``future`` is
+        done (cancelled, timed out) or the loop closed: a thread that ends late
+        never reports its page.
+        """
+        loop = asyncio.get_running_loop()
+        done = future if future is not None else loop.create_future()
+
+        def deliver(result: T | None, error: BaseException | None) -> None:
+            if done.done():
+                return
+            if error is None:
+                done.set_result(result)  # type: ignore[arg-type]
+            elif isinstance(error, Exception):
+                done.set_exception(error)
+            else:  # SystemExit and the like raised in a thread: a failure like any other
+                done.set_exception(RuntimeError(f"{type(error).__name__}: {error}"))
+
+        def work() -> None:
+            try:
+                outcome: tuple[T | None, BaseException | None] = (call(), None)
+            except BaseException as exc:
+                outcome = (None, exc)
+            with contextlib.suppress(RuntimeError):  # a closed loop: the crawl ended without it
+                loop.call_soon_threadsafe(deliver, *outcome)
+
+        self._threads.submit(work)
+        return done
+
+    def _extract(
+        self,
+        page: Page,
+        kind: str,
+        budget: float | None = None,
+        callback: Callback | None = None,
+    ) -> Extraction | _Failure | None:
+        """Extract ``page``; a failure of its patterns or callback is a ``_Failure``.
+
+        With ``budget`` (inline, on the event loop), a page that needs longer gives
+        ``None``. Without, this runs in a thread: it neither logs nor counts, so
+        that a thread that ends after the crawl reports nothing.
+        """
+        page_spec = self.spider.pages[kind]
         inline = budget is not None and budget < self.settings.extract_timeout
         try:
             if inline:
@@ -203,27 +338,47 @@ class Crawler:
         except ExtractTimeout as timeout:
             if inline:
                 return None
-            log.warning(
-                "failed %s: the patterns took over %ss (extract_timeout); stopped in %r",
-                page.url,
-                self.settings.extract_timeout,
-                timeout.args[0],
+            return _Failure(
+                "extract timeout",
+                f"the patterns took over {self.settings.extract_timeout}s (extract_timeout); "
+                f"stopped in {timeout.args[0]!r}",
             )
-            return "extract timeout"
-        except Exception as exc:  # a user's callback may fail in any way; one page is lost
-            log.warning(
-                "failed %s: callback %s raised %s: %s",
-                page.url,
-                page_spec.callback,
-                type(exc).__name__,
-                exc,
+        except BaseException as exc:
+            if callback is None:
+                raise  # not the user's code: the page fails as an internal error
+            # A user's callback may fail in any way (sys.exit() too); one page is lost.
+            return _Failure(
+                "callback error",
+                f"callback {page_spec.callback} raised {type(exc).__name__}: {exc}",
             )
-            return "callback error"
+
+    def _fail(self, request: Request, failure: _Failure) -> None:
+        self.stats.failed[failure.reason] += 1
+        log.warning("failed %s: %s", request.url, failure.detail)
+        self._finish(request, failed=True)
+
+    def _write(self, records: list[Record]) -> None:
+        try:
+            self.writer.write(records)
+        except (OSError, OutputError) as exc:  # a full disk, a closed pipe: the run ends
+            raise _OutputGone(exc) from None
 
     def _finish(self, request: Request, *, failed: bool = False) -> None:
-        if self.state is not None:
-            self.frontier.finish(request, failed=failed)
+        if self.state is None:
+            return
+        self.frontier.finish(request, failed=failed)
+        try:
             self.state.commit(self.writer.size)
+        except OutputError as exc:
+            raise _OutputGone(exc) from None
+        except Exception as exc:  # a state that cannot be kept is no state to resume from
+            raise _OutputGone(
+                OutputError(
+                    f"cannot save the crawl state in {self.state.path}: "
+                    f"{type(exc).__name__}: {exc}. The records of the pages saved before are "
+                    "in the output; free some space and run again with --resume."
+                )
+            ) from None
 
     def _throttle(self, host: str, seconds: float) -> None:
         log.warning("%s asks us to slow down: pausing it for %.1fs", host, seconds)
@@ -245,19 +400,69 @@ class Crawler:
 
     def _install_signal_handlers(self) -> None:
         loop = asyncio.get_running_loop()
-        for signum in (signal.SIGINT, signal.SIGTERM):
+        self._signals = []
+        for signum in STOP_SIGNALS:
+            if signal.getsignal(signum) is signal.SIG_IGN:
+                continue  # under nohup a hang-up is to be ignored, and stays so
             try:
                 loop.add_signal_handler(signum, self.stop, signum)
             except (ValueError, RuntimeError, NotImplementedError):
                 return  # not the main thread: the caller stops us with stop()
+            self._signals.append(signum)
 
     def _remove_signal_handlers(self) -> None:
         loop = asyncio.get_running_loop()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            try:
-                loop.remove_signal_handler(signum)
-            except (ValueError, RuntimeError, NotImplementedError):
+        for signum in self._signals:
+            loop.remove_signal_handler(signum)
+        self._signals = []
+
+
+def _internal_error(exc: Exception) -> _Failure:
+    hint = "" if log.isEnabledFor(logging.INFO) else " (-v shows where)"
+    return _Failure("internal error", f"internal error: {type(exc).__name__}: {exc}{hint}")
+
+
+class _DaemonThreads:
+    """Threads for work that must not run on the event loop, started as needed and reused.
+
+    They are daemon threads, which the interpreter does not wait for at exit (it
+    joins ``concurrent.futures``' threads, so a callback that never returns kept a
+    stopped run alive). A call that never returns keeps its thread; the next call
+    then finds no idle thread and starts one, so the crawl never runs out of them.
+    """
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self._calls: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._idle = 0  # threads waiting for a call no other call has claimed
+
+    def submit(self, call: Callable[[], None]) -> None:
+        """Run ``call`` in an idle thread, or a new one."""
+        with self._lock:
+            if self._idle:
+                self._idle -= 1
+                self._calls.put(call)
                 return
+        threading.Thread(target=self._serve, args=(call,), name=self._name, daemon=True).start()
+
+    def _serve(self, call: Callable[[], None] | None) -> None:
+        while call is not None:
+            call()
+            call = self._next()
+
+    def _next(self) -> Callable[[], None] | None:
+        with self._lock:
+            self._idle += 1
+        try:
+            return self._calls.get(timeout=THREAD_IDLE)
+        except queue.Empty:
+            with self._lock:
+                try:  # a call put in while we gave up waiting is ours all the same
+                    return self._calls.get_nowait()
+                except queue.Empty:
+                    self._idle -= 1
+                    return None
 
 
 class _HostSlots:

@@ -76,7 +76,7 @@ ALL_ITEMS = sorted(f"{n}-{i}" for n in range(PAGES) for i in range(PER_PAGE))
 
 def start_slow_run(project: Path, site: FixtureSite, *args: str) -> subprocess.Popen[str]:
     """A run that takes a few seconds, started and writing when this returns."""
-    site.hold = 0.15
+    site.hold = 0.25  # 20 pages, 2 at a time: 2.5 s, time for a second run to start
     run = subprocess.Popen(
         command("-o", "out.jsonl", *args),
         cwd=project,

@@ -65,8 +65,9 @@ def test_workers_need_an_output_file(tmp_path: Path) -> None:
 def test_workers_share_the_output_their_parent_claims(site: FixtureSite, tmp_path: Path) -> None:
     for n in range(40):
         site.add(f"/page/{n}", "<ul>" + "".join(f"<li>{n}-{i}</li>" for i in range(5)) + "</ul>")
-    site.hold = 0.1
-    (tmp_path / "spiders.yaml").write_text(SPIDER.format(base=site.base), encoding="utf-8")
+    site.hold = 0.1  # 20 pages a worker, one at a time: 2 s
+    spider = SPIDER.replace("robots: false", "robots: false\n    concurrency: 1")
+    (tmp_path / "spiders.yaml").write_text(spider.format(base=site.base), encoding="utf-8")
     parent = subprocess.Popen(
         [sys.executable, "-m", "scraper", "run", "pages", "-o", "out.jsonl", "--workers", "2"],
         cwd=tmp_path,
@@ -81,6 +82,7 @@ def test_workers_share_the_output_their_parent_claims(site: FixtureSite, tmp_pat
             assert parent.poll() is None and time.monotonic() < deadline
             time.sleep(0.02)
         other = run(tmp_path, "-o", "out.jsonl")
+        assert parent.poll() is None, "the workers ended before the other run started"
         _, stderr = parent.communicate(timeout=60)
     finally:
         parent.kill()

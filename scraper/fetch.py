@@ -227,6 +227,7 @@ class _BodyReader:
             raise FetchError(
                 "bad encoding", f"Content-Encoding {content_encoding} is not supported"
             )
+        self._encoding = encodings[0] if encodings else ""
         if encodings:
             # 47: a zlib or gzip header, detected; -15: bare deflate; then as it is
             self._inflate = zlib.decompressobj(47)
@@ -293,7 +294,10 @@ class _BodyReader:
                 continue
             if self.size or inflate.eof or not at_end:
                 return
-        raise FetchError("bad encoding", f"the compressed body cannot be inflated: {error}")
+        raise FetchError(
+            "bad encoding",
+            f"the body is sent as {self._encoding} but is neither that nor plain text: {error}",
+        )
 
     def _inflate_into(self, inflate: zlib._Decompress, data: bytes) -> None:
         self._take(inflate.decompress(data, self.limit - self.size + 1))
@@ -339,8 +343,9 @@ async def _read_all(response: WireResponse) -> bytes:
 
 
 def _described(exc: BaseException) -> str:
-    if isinstance(exc, BaseExceptionGroup) and exc.exceptions:
-        return _described(exc.exceptions[0])  # anyio's task groups wrap the real error
+    inner = getattr(exc, "exceptions", None)  # an exception group, from anyio's task groups
+    if isinstance(inner, tuple) and inner and isinstance(inner[0], BaseException):
+        return _described(inner[0])
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 

@@ -120,6 +120,8 @@ class HttpxWire:
             raise WireError("timeout", _detail(exc)) from None
         except httpx.UnsupportedProtocol as exc:
             raise WireError("bad url", _detail(exc), retry=False) from None
+        except httpx.LocalProtocolError as exc:  # what we would send is not valid HTTP
+            raise WireError("bad request", f"{url}: {_detail(exc)}", retry=False) from None
         except (httpx.ConnectError, httpx.ProxyError) as exc:
             raise WireError("connect error", _detail(exc)) from None
         except (httpx.HTTPError, httpx.InvalidURL) as exc:

@@ -400,3 +400,134 @@ def test_field_names_that_are_not_identifiers_are_only_names() -> None:
         "<b>7</b><i>seven</i>",
     )
     assert result.records == [{"a b": 7, "x'); raise SystemExit('no": "seven", "total": "7/seven"}]
+
+
+# -- links that go nowhere: skipped, never a failed page ------------------------------------------
+
+
+def test_links_that_cannot_be_parsed_are_skipped_and_the_records_kept() -> None:
+    html = FILM_LIST + "".join(
+        f'<a href="{href}">bad</a> <em>0</em>'
+        for href in ("http://[oops/", "http://a\uff03b.example/", "http://e.com:99999/", "/ok")
+    )
+    result = run(
+        r"""
+        pattern: '<em>(?P<score>[\d.]+)</em>'
+        follow: {pattern: '<a href="([^"]+)">', to: main}
+        """,
+        html,
+    )
+    assert [r["score"] for r in result.records] == ["9.7", "9.6", "0", "0", "0", "0"]
+    assert [r.url for r in result.requests] == [
+        "https://example.com/subject/1292052/",
+        "https://example.com/subject/1291546/",
+        "https://example.com/ok",
+    ]
+    assert result.skipped == {"bad url": 3}
+
+
+def test_a_base_href_that_is_no_url_leaves_links_relative_to_the_page() -> None:
+    html = '<head><base href="http://[oops/"></head><a href="detail/7.html">x</a>'
+    requests = follow(r'<a href="([^"]+)">', html)
+    assert [r.url for r in requests] == ["https://example.com/films/detail/7.html"]
+
+
+# -- only/skip: decided here, one budget for all the links of a page ----------------------------
+
+
+LINKS = "".join(f'<a href="/{path}">x</a>' for path in ("keep/1", "drop/2", "other/3", "keep/4"))
+
+
+def test_only_and_skip_decide_the_links_of_a_page() -> None:
+    result = run(
+        """
+        only: ['/(keep|drop)/']
+        skip: ['/drop/']
+        follow: {pattern: '<a href="([^"]+)">', to: main}
+        """,
+        LINKS,
+    )
+    assert [r.url for r in result.requests] == [
+        "https://example.com/keep/1",
+        "https://example.com/keep/4",
+    ]
+    assert result.skipped == {"not in only": 1, "skip": 1}
+
+
+HANGING_LINKS = "".join(f'<a href="/{n}{"x" * 3000}">x</a>' for n in range(30))
+HANGING_SPIDER = """
+    extract_timeout: 0.3
+    skip: ['(x+x+)+y']
+    follow: {pattern: '<a href="([^"]+)">', to: main}
+"""
+
+
+def test_filters_share_the_page_budget_and_undecided_links_are_skipped() -> None:
+    started = time.monotonic()
+    result = run(HANGING_SPIDER, '<a href="/fine">f</a>' + HANGING_LINKS)
+    assert time.monotonic() - started < 1.0  # not 30 x 0.3 s
+    assert [r.url for r in result.requests] == ["https://example.com/fine"]
+    assert result.skipped == {"filter timeout": 30}
+
+
+def test_a_shorter_try_that_runs_out_in_the_filters_asks_for_the_whole_budget() -> None:
+    spider = make_spider(HANGING_SPIDER)
+    page = make_page(HANGING_LINKS)
+    with pytest.raises(ExtractTimeout):
+        extract(page, spider.pages[spider.first_page], spider, timeout=0.05)
+
+
+# -- what a callback yields: checked before it is written ---------------------------------------
+
+
+def circular() -> dict[str, Any]:
+    loop: dict[str, Any] = {"n": 1}
+    loop["again"] = [loop]
+    return loop
+
+
+def nested(depth: int) -> list[Any]:
+    return [nested(depth - 1)] if depth else []
+
+
+@pytest.mark.parametrize(
+    ("record", "reason"),
+    [
+        ({("a", "b"): 1}, "record not JSON (tuple key)"),
+        ({None: 1}, "record not JSON (NoneType key)"),
+        ({"k\udc80": 1}, "record not JSON (lone surrogate in a key)"),
+        ({"tags": {"a"}}, "tags: not JSON (set)"),
+        ({"tags": frozenset()}, "tags: not JSON (frozenset)"),
+        ({"raw": b"x"}, "raw: not JSON (bytes)"),
+        ({"when": Request("http://e.com/")}, "when: not JSON (Request)"),
+        ({"score": float("nan")}, "score: not finite"),
+        ({"score": {"max": -float("inf")}}, "score: not finite"),
+        ({"text": "\ud83d half an emoji"}, "text: not JSON (lone surrogate)"),
+        ({"tree": circular()}, "tree: not JSON (circular)"),
+        ({"deep": {"k": [{1: 2}]}}, "deep: not JSON (int key)"),
+        ({"n": 10**5000}, "n: not JSON (int too long)"),
+        ({"deep": nested(200)}, "deep: not JSON (nested over 100 deep)"),
+    ],
+)
+def test_a_callback_record_json_cannot_store_is_dropped_with_its_reason(
+    record: dict[Any, Any], reason: str
+) -> None:
+    def parse(page: Page) -> Iterator[Record]:
+        yield {"fine": [1, (2, 3.5), {"a": None, "b": True}], "text": "中文 ok"}
+        yield record
+
+    result = run("callback: spiders.films:parse", FILM_LIST, callback=parse)
+    assert result.records == [{"fine": [1, (2, 3.5), {"a": None, "b": True}], "text": "中文 ok"}]
+    assert result.dropped == {reason: 1}
+
+
+def test_a_callback_request_with_a_bad_url_or_carry_is_a_skipped_link() -> None:
+    def parse(page: Page) -> Iterator[Request]:
+        yield Request("http://[oops/")
+        yield Request("/a", carry={"when": object()})
+        yield Request("/b", carry={"tags": {"x"}})
+        yield Request("/c", carry={"n": 1})
+
+    result = run("callback: spiders.films:parse", FILM_LIST, callback=parse)
+    assert result.requests == [Request("https://example.com/c", "main", 1, {"n": 1})]
+    assert result.skipped == {"bad url": 1, "link not JSON": 2}

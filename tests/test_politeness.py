@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
+import logging
 import time
 from pathlib import Path
 
+import pytest
+
 from scraper.crawl import THROTTLED_DELAY
+from scraper.fetch import MAX_BACKOFF, Fetcher, RobotsRules
+from scraper.spec import CrawlSettings
+from scraper.wire import open_wire
 from tests.server import FixtureSite
 from tests.test_crawl import crawl, make_spider, page_requests
+from tests.test_fetch import timed
 
 ROBOTS = """User-agent: *
 Disallow: /private/
@@ -126,3 +134,138 @@ def test_a_503_without_retry_after_is_retried_later(site: FixtureSite, tmp_path:
     _, records = crawl(make_spider(site, spider_yaml("robots: false")), tmp_path)
     assert records == [{"path": "/a"}]
     assert site.count("/a") == 2
+
+
+# -- a robots.txt that cannot be read allows everything; a huge one is cut ---------------------
+
+
+def robots_answer(site: FixtureSite, kind: str) -> None:
+    """A robots.txt answer that once raised out of the robots check (0 records, exit 0)."""
+    if kind == "gzip label on plain text":
+        site.add("/robots.txt", ROBOTS, content_type="text/plain", headers=GZIP)
+    elif kind == "charset=undefined":
+        site.add("/robots.txt", ROBOTS, content_type="text/plain; charset=undefined")
+    elif kind == "Location: http://[oops/":
+        site.add_fault("/robots.txt", "raw", status=301, headers=[("Location", "http://[oops/")])
+    elif kind == "Retry-After: ²":
+        site.add_fault("/robots.txt", "raw", status=429, headers=[("Retry-After", "²")])
+    elif kind == "Retry-After: a date in -0000":
+        value = "Wed, 21 Oct 2015 07:28:00 -0000"
+        site.add_fault("/robots.txt", "raw", status=503, headers=[("Retry-After", value)])
+    else:
+        raise AssertionError(kind)
+
+
+GZIP = {"Content-Encoding": "gzip"}
+UNREADABLE_ROBOTS = [
+    "Location: http://[oops/",
+    "Retry-After: ²",
+    "Retry-After: a date in -0000",
+]
+
+
+@pytest.mark.parametrize("kind", UNREADABLE_ROBOTS)
+def test_a_robots_txt_that_cannot_be_read_allows_everything(
+    kind: str, site: FixtureSite, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    robots_answer(site, kind)
+    paths = [f"/private/{n}" for n in range(20)]
+    serve_links(site, paths)
+    caplog.set_level(logging.INFO, "scraper")
+
+    stats, records = crawl(make_spider(site, spider_yaml("retries: 0")), tmp_path)
+
+    assert sorted(r["path"] for r in records) == sorted(paths)
+    assert (stats.failures, dict(stats.skipped)) == (0, {})
+    assert f"no robots.txt rules from {site.url('/robots.txt')} (" in caplog.text
+
+
+@pytest.mark.parametrize("kind", ["gzip label on plain text", "charset=undefined"])
+def test_a_mislabelled_robots_txt_is_obeyed(kind: str, site: FixtureSite, tmp_path: Path) -> None:
+    robots_answer(site, kind)
+    serve_links(site, ["/public/a", "/private/b"])
+
+    stats, records = crawl(make_spider(site, spider_yaml()), tmp_path)
+
+    assert [r["path"] for r in records] == ["/public/a"]
+    assert dict(stats.skipped) == {"robots.txt": 1}
+
+
+def huge_robots(rules: int, last: str) -> str:
+    """``rules`` wildcard rules (the slow kind for Protego), then the rule ``last``."""
+    lines = ["User-agent: *", "Disallow: /early/"]
+    lines += [f"Disallow: /*d{n}*x$" for n in range(rules)]
+    return "\n".join([*lines, last, ""])
+
+
+def test_only_the_first_500_kib_of_robots_txt_are_read(site: FixtureSite, tmp_path: Path) -> None:
+    body = huge_robots(369_549, "Disallow: /late/")
+    assert len(body) > 7 * 1024 * 1024
+    site.add("/robots.txt", body, content_type="text/plain")
+    serve_links(site, ["/early/a", "/late/b", "/page/c"])
+
+    (stats, records), seconds = timed(lambda: crawl(make_spider(site, spider_yaml()), tmp_path))
+
+    # /late/ is past the cap, so it is not a rule; /early/ is one.
+    assert sorted(r["path"] for r in records) == ["/late/b", "/page/c"]
+    assert dict(stats.skipped) == {"robots.txt": 1}
+    assert seconds < 10
+
+
+def test_checks_against_a_large_robots_txt_do_not_hold_the_event_loop(site: FixtureSite) -> None:
+    site.add("/robots.txt", huge_robots(30_000, ""), content_type="text/plain")
+    settings = CrawlSettings(retries=0, timeout=10.0)
+
+    async def longest_stall() -> tuple[float, list[bool]]:
+        """The longest the loop went without running a 1 ms ticker, while checking URLs."""
+        wire = open_wire(settings)
+        robots = RobotsRules(Fetcher(wire, settings))
+        stalls = [0.0]
+        running = True
+
+        async def ticker() -> None:
+            last = time.perf_counter()
+            while running:
+                await asyncio.sleep(0.001)
+                now = time.perf_counter()
+                stalls.append(now - last)
+                last = now
+
+        ticking = asyncio.create_task(ticker())
+        try:
+            checks = [robots.check(site.url(f"/page/{n}")) for n in range(20)]
+            results = [allowed for allowed, _ in await asyncio.gather(*checks)]
+        finally:
+            running = False
+            await ticking
+            await wire.aclose()
+        return max(stalls), results
+
+    stall, allowed = asyncio.run(longest_stall())
+
+    assert allowed == [True] * 20
+    # Parsed on the loop, these rules held it for over a second; now the longest stall
+    # is a pass of the garbage collector over the parsed rules (~0.15 s).
+    assert stall < 0.5, f"the event loop stalled for {stall * 1000:.0f} ms"
+
+
+def test_a_huge_crawl_delay_is_capped_and_said_once(
+    site: FixtureSite, caplog: pytest.LogCaptureFixture
+) -> None:
+    site.add("/robots.txt", "User-agent: *\nCrawl-delay: 999999\n", content_type="text/plain")
+    settings = CrawlSettings(retries=0, timeout=5.0)
+
+    async def check_twice() -> list[tuple[bool, float]]:
+        wire = open_wire(settings)
+        try:
+            robots = RobotsRules(Fetcher(wire, settings))
+            return [await robots.check(site.url("/a")), await robots.check(site.url("/b"))]
+        finally:
+            await wire.aclose()
+
+    assert asyncio.run(check_twice()) == [(True, MAX_BACKOFF), (True, MAX_BACKOFF)]
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warnings == [
+        f"{site.url('/robots.txt')} asks for Crawl-delay: 999999; "
+        "waiting 30 s between its pages instead"
+    ]

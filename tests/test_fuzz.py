@@ -421,6 +421,18 @@ CRASHERS = {
     # Nesting deep enough for the recursive parsers.
     "deeply nested pattern": {"pattern": "'" + "(" * 2000 + ")" * 2000 + "'"},
     "deeply nested YAML": {"extra": "    constants: " + "[" * 3000 + "]" * 3000 + "\n"},
+    # Recursion that PyYAML's composer survives but its constructor, or ours, did not.
+    "recursive alias": {"extra": "    constants: &a {loop: *a}\n"},
+    "recursive alias in a list": {"extra": "    vars: &a {n: [*a]}\n", "start": "'http://a/{n}'"},
+    "a list 300 deep": {"extra": "    constants: {a: " + "[" * 300 + "]" * 300 + "}\n"},
+    "a block list 300 deep": {
+        "extra": "    constants:\n      a:\n"
+        + "".join("  " * (depth + 4) + "-\n" for depth in range(300))
+    },
+    "a thousand vars": {
+        "start": "'http://a/" + "".join(f"{{v{i}}}" for i in range(1000)) + "'",
+        "extra": "    vars:\n" + "".join(f"      v{i}: [a]\n" for i in range(1000)),
+    },
 }
 
 

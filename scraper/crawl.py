@@ -83,6 +83,10 @@ class _OutputGone(Exception):
         self.error = error
 
 
+class _Interrupted(Exception):
+    """A stop signal came while the frontier was loading."""
+
+
 class Crawler:
     """Runs one spider to the end, writing its records to ``writer`` as pages come in.
 
@@ -125,12 +129,12 @@ class Crawler:
         self.stats = CrawlStats()
         self._stop = asyncio.Event()
         self._changed = asyncio.Event()
-        # First of all: a signal while a large state loads stops the run like any other.
         self._install_signal_handlers()
         tasks: list[asyncio.Future[Any]] = []
         wire = None
         try:
-            self.frontier = Frontier(self.spider, self.stats, self.state, self.shard)
+            if not self._load_frontier():
+                return self.stats
             wire = open_wire(self.settings, self.transport)
             fetcher = Fetcher(wire, self.settings, self.frontier.allows, self._throttle)
             self._robots = RobotsRules(fetcher) if self.settings.robots else None
@@ -163,6 +167,33 @@ class Crawler:
         if self._fatal is not None:
             raise self._fatal
         return self.stats
+
+    def _load_frontier(self) -> bool:
+        """Make the frontier; ``False`` when a stop signal came meanwhile.
+
+        Loading a large state takes seconds of work that never yields to the event
+        loop, so a stop signal then interrupts it where it is (nothing is written yet).
+        """
+        loading = True
+
+        def interrupt(signum: int, frame: object) -> None:
+            self.stop(signal.Signals(signum))
+            if loading:
+                raise _Interrupted
+
+        previous: dict[signal.Signals, Any] = {}
+        try:
+            try:
+                for signum in self._signals:
+                    previous[signum] = signal.signal(signum, interrupt)
+                self.frontier = Frontier(self.spider, self.stats, self.state, self.shard)
+            finally:
+                loading = False
+                for signum, handler in previous.items():
+                    signal.signal(signum, handler)
+        except _Interrupted:
+            return False
+        return True
 
     def stop(self, signum: signal.Signals = signal.SIGINT) -> None:
         """Stop taking new requests; what is in flight gets ``STOP_GRACE`` seconds."""

@@ -11,6 +11,7 @@ import codecs
 import time
 import tracemalloc
 from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -19,7 +20,7 @@ import httpx
 import pytest
 
 from scraper.errors import FetchError
-from scraper.fetch import Fetcher, decode
+from scraper.fetch import Fetcher, _retry_after, decode
 from scraper.models import Page, Request
 from scraper.spec import DEFAULT_USER_AGENT, CrawlSettings
 from scraper.wire import open_wire
@@ -379,3 +380,96 @@ def test_user_agent_is_sent(site: FixtureSite) -> None:
     fetch(site.url("/ua"))
     headers = {name.lower(): value for name, value in site.requests[0].headers.items()}
     assert headers["user-agent"] == DEFAULT_USER_AGENT
+
+
+# -- only the charsets a browser would use; never a lone surrogate -------------------------------
+
+
+@pytest.mark.parametrize(
+    ("label", "encoding"),
+    [
+        ("latin1", "cp1252"),
+        ("US-ASCII", "cp1252"),
+        ("GBK", "gb18030"),
+        ("Shift_JIS", "cp932"),
+        ("utf-16", "utf-16-le"),
+        ("undefined", "utf-8"),  # a Python codec that raises UnicodeError, not a web one
+        ("punycode", "utf-8"),
+        ("utf-7", "utf-8"),
+        ("unicode_escape", "utf-8"),
+        ("raw_unicode_escape", "utf-8"),
+        ("cp037", "utf-8"),  # EBCDIC
+        ("iso-2022-kr", "utf-8"),  # the WHATWG "replacement" encoding: read as unknown
+    ],
+)
+def test_decode_trusts_only_whatwg_labels(label: str, encoding: str) -> None:
+    content = "<p>ok +2D0- \\ud800</p>".encode("utf-16-le" if encoding == "utf-16-le" else "ascii")
+    text, used = decode(content, label)
+    assert (text, used) == ("<p>ok +2D0- \\ud800</p>", encoding)
+
+
+def test_decode_a_meta_charset_outside_whatwg_is_not_trusted() -> None:
+    page = b'<html><head><meta charset="cp037"></head><body><h1>Title</h1></body></html>'
+    assert decode(page, None) == (page.decode("ascii"), "utf-8")
+    utf16_meta = b'<meta charset="utf-16"><p>caf\xc3\xa9</p>'  # ASCII-readable: not UTF-16
+    assert decode(utf16_meta, None) == ('<meta charset="utf-16"><p>café</p>', "utf-8")
+
+
+def test_decode_x_user_defined_maps_high_bytes_to_private_use() -> None:
+    assert decode(b"a\x80\xff", "x-user-defined") == ("a\uf780\uf7ff", "x-user-defined")
+
+
+def test_detection_is_held_to_the_same_labels() -> None:
+    # charset_normalizer's first guess for this is cp037 (EBCDIC): not a web encoding.
+    ebcdic = "Hello world, this is a test of EBCDIC text with some words.".encode("cp037")
+    text, encoding = decode(ebcdic, None)
+    assert encoding != "cp037"
+    assert not any("\ud800" <= c <= "\udfff" for c in text)
+
+
+def test_decode_never_returns_a_lone_surrogate() -> None:
+    unpaired = "<p>x</p>".encode("utf-16-le") + b"\x00\xd8"  # a high surrogate, alone
+    text, _ = decode(unpaired, "utf-16le")
+    assert not any("\ud800" <= c <= "\udfff" for c in text)
+
+
+# -- Retry-After: numbers in ASCII digits, dates in UTC when they do not say ---------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [
+        ("120", 120.0),
+        (" 7 ", 7.0),
+        ("²", None),  # str.isdigit() is true of it; float() is not
+        ("٣", None),
+        ("soon", None),
+        ("", None),
+        ("Wed, 21 Oct 2015 07:28:00 GMT", 0.0),
+        ("Wed, 21 Oct 2015 07:28:00 -0000", 0.0),  # a naive datetime from the parser
+        ("9" * 400, float("inf")),  # capped by the backoff
+    ],
+)
+def test_retry_after_values(value: str, seconds: float | None) -> None:
+    assert _retry_after(value) == seconds
+
+
+def test_retry_after_a_future_date_without_zone_is_utc() -> None:
+    when = datetime.now(timezone.utc) + timedelta(seconds=100)
+    value = when.strftime("%a, %d %b %Y %H:%M:%S -0000")
+    wait = _retry_after(value)
+    assert wait is not None and 95 < wait <= 100
+
+
+# -- a request the HTTP library refuses is a failed page -----------------------------------------
+
+
+def test_a_header_value_with_a_newline_is_a_bad_request(
+    site: FixtureSite, transport: httpx.AsyncBaseTransport
+) -> None:
+    site.add("/", "<p>x</p>")
+    failure = fetch_failure(
+        site.url("/"), transport=transport, headers={"User-Agent": "bot\nX-Injected: 1"}
+    )
+    assert failure.reason == "bad request"
+    assert failure.detail.startswith(site.url("/") + ": ")

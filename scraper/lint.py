@@ -54,6 +54,13 @@ def pattern_warnings(spider: SpiderSpec) -> list[str]:
             for warning in backtracking_warnings(pattern.pattern, pattern.flags):
                 where = f"{location}: " if location else ""
                 found.append(f"{where}spider {spider.name!r}, {what}: {warning}")
+    # only:/skip: run on every link, so a near miss there costs as much as on a page;
+    # the settings keep no position of their own: the spider's is given.
+    where = f"{spider.location}: " if spider.location else ""
+    for key, filters in (("only", spider.settings.only), ("skip", spider.settings.skip)):
+        for pattern in filters:
+            for warning in backtracking_warnings(pattern.pattern, pattern.flags):
+                found.append(f"{where}spider {spider.name!r}, {key} filter: {warning}")
     return found
 
 

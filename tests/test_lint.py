@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from scraper.cli import main
 from scraper.lint import backtracking_warnings
 
 
@@ -70,6 +71,26 @@ def test_scraper_check_prints_the_warning_with_file_line_and_spider(tmp_path: Pa
         "unbounded repeats in '(\\w+\\s?)+': the inner and outer repeat can split the same text "
         "in exponentially many ways. Repeat something that cannot match what surrounds it, "
         "or bound the repeat ({1,20})."
+    )
+
+
+def test_scraper_check_warns_about_a_backtracking_filter(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "spiders.yaml").write_text(
+        "spiders:\n"
+        "  words:\n"
+        "    start: https://example.com/\n"
+        "    pattern: '<p>(?P<words>[^<]+)</p>'\n"
+        "    skip: ['/(a+)+$']\n",
+        encoding="utf-8",
+    )
+    assert main(["check", "-f", str(tmp_path / "spiders.yaml")]) == 0
+    assert capsys.readouterr().err.splitlines()[0] == (
+        f"scraper: warning: {tmp_path / 'spiders.yaml'}:2:3: spider 'words', skip filter: "
+        "nested unbounded repeats in '(a+)+': the inner and outer repeat can split the same "
+        "text in exponentially many ways. Repeat something that cannot match what surrounds "
+        "it, or bound the repeat ({1,20})."
     )
 
 

@@ -268,6 +268,7 @@ def test_hosts_enumerate_only_the_host_variables() -> None:
 # -- 6. callback folders that shadow the tool's own modules ---------------------------------------
 
 SHADOWED = ["protego", "sqlite3", "aiohttp", "charset_normalizer", "httpx", "lxml", "json"]
+SHADOWED += ["vcr", "difflib"]  # scraper.callbacks.TOOL_MODULES, each beside the spider file
 SHADOW = """\
 import pathlib
 pathlib.Path(__file__).with_suffix(".imported").write_text("imported")

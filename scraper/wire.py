@@ -155,6 +155,10 @@ class AiohttpWire:
     """A ``Wire`` over an aiohttp session, made on first use (it needs the running loop)."""
 
     def __init__(self, settings: CrawlSettings, headers: dict[str, str]) -> None:
+        # Imported here, before the crawl starts: imported in get(), its ~0.3 s would
+        # count against the first requests' timeout.
+        import aiohttp  # noqa: F401
+
         self.settings = settings
         self.headers = headers
         self._session: Any = None
@@ -205,6 +209,13 @@ class AiohttpWire:
                 raise WireError("broken body", str(exc) or type(exc).__name__) from None
 
         async def close() -> None:
+            if response.status < 200:
+                # What follows a 1xx on its connection is not an answer to the next
+                # request, but aiohttp has put the connection back in its pool as soon
+                # as the 1xx's body ended: close its transport, so the pool drops it.
+                protocol = getattr(response, "_protocol", None)
+                if protocol is not None:
+                    protocol.close()
             response.release()
 
         return WireResponse(

@@ -269,13 +269,16 @@ class _Handler(BaseHTTPRequestHandler):
         status: int = 200,
         headers: list[tuple[str, str]] | None = None,
         body: Body = b"",
+        trailing: bytes = b"",
     ) -> None:
         """An answer written byte for byte: header values in UTF-8, which http.server's
-        latin-1 ``send_header`` refuses; Content-Length added, the connection closed."""
+        latin-1 ``send_header`` refuses; Content-Length added, then ``trailing`` bytes
+        past the body, the connection closed."""
         data = _as_bytes(body)
         lines = [f"HTTP/1.1 {status} Whatever", *(f"{k}: {v}" for k, v in headers or [])]
         lines.append(f"Content-Length: {len(data)}")
-        self.wfile.write(("\r\n".join(lines) + "\r\n\r\n").encode("utf-8") + data)
+        head = ("\r\n".join(lines) + "\r\n\r\n").encode("utf-8")
+        self.wfile.write(head + data + trailing)
         self.close_connection = True
 
 

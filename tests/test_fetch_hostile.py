@@ -220,3 +220,19 @@ def test_try_on_a_broken_gzip_page_says_why(
     assert (status, out) == (2, "")
     assert err.startswith(f"scraper: error: cannot fetch {site.url('/page')}: bad encoding: ")
     assert err.count("\n") == 1
+
+
+def test_bytes_after_a_1xx_answer_never_reach_the_next_page(
+    site: FixtureSite, tmp_path: Path
+) -> None:
+    """The connection a 101 came on is closed, not handed to the next request."""
+    for n in range(10):
+        site.add(f"/p/{n}", page_html(n))
+    site.add_fault("/p/0", "raw", status=101, body=b"xxxxx", trailing=b"x" * (1 << 20))
+    text = spider_text(site, 10).replace("retries: 0", "retries: 0\n    concurrency: 1")
+    spider = make_spider(site, text)
+
+    stats, records = crawl(spider, tmp_path)
+
+    assert sorted(r["n"] for r in records) == list(range(1, 10))
+    assert dict(stats.failed) == {"http 101": 1}

@@ -179,9 +179,19 @@ class AiohttpWire:
                 cookie_jar=aiohttp.CookieJar(unsafe=True),  # cookies of 127.0.0.1 too
             )
         try:
-            response = await self._session.get(
-                url, allow_redirects=False, proxy=self.settings.proxy
-            )
+            try:
+                response = await self._session.get(
+                    url, allow_redirects=False, proxy=self.settings.proxy
+                )
+            except (aiohttp.ServerDisconnectedError, aiohttp.ClientResponseError):
+                # A kept-alive connection can go bad while it waits in the pool: closed
+                # by the server just as we send on it, or holding bytes an earlier answer
+                # sent past its end, which then read as this answer's status line. The
+                # request may never have reached the server: once more, on a connection
+                # of its own (the bad one is closed by now), as browsers do.
+                response = await self._session.get(
+                    url, allow_redirects=False, proxy=self.settings.proxy
+                )
         except aiohttp.InvalidURL as exc:
             raise WireError("bad url", f"{url}: {exc}", retry=False) from None
         except (aiohttp.ClientProxyConnectionError, aiohttp.ClientConnectorError) as exc:

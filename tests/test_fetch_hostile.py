@@ -11,7 +11,10 @@ and through the ``Crawler`` over httpx for the other wire.
 from __future__ import annotations
 
 import json
+import socketserver
 import textwrap
+import threading
+import time
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,6 +24,7 @@ import httpx
 import pytest
 
 from scraper.cli import main
+from scraper.spec import parse_spiders
 from tests.server import FixtureSite
 from tests.test_crawl import crawl, make_spider
 
@@ -236,3 +240,46 @@ def test_bytes_after_a_1xx_answer_never_reach_the_next_page(
 
     assert sorted(r["n"] for r in records) == list(range(1, 10))
     assert dict(stats.failed) == {"http 101": 1}
+
+
+class _TrailingBytesHandler(socketserver.StreamRequestHandler):
+    """Keep-alive answers; /p/3's is followed, a moment later, by bytes past its end."""
+
+    def handle(self) -> None:
+        while True:
+            request = self.rfile.readline()
+            if not request:
+                return
+            while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                pass
+            path = request.split()[1].decode()
+            self.server.paths.append(path)  # type: ignore[attr-defined]
+            body = page_html(int(path.rsplit("/", 1)[1])).encode()
+            head = f"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: {len(body)}"
+            self.wfile.write(head.encode() + b"\r\n\r\n" + body)
+            self.wfile.flush()
+            if path == "/p/3":
+                time.sleep(0.05)  # the connection is back in the client's pool by now
+                self.wfile.write(b"<p>bytes past Content-Length</p>\r\n\r\n")
+
+
+def test_bytes_an_answer_sends_past_its_end_cost_no_other_page(tmp_path: Path) -> None:
+    """The next request on that kept-alive connection reads them as its status line: it
+    is sent again, on a connection of its own, and its page is not lost."""
+    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), _TrailingBytesHandler)
+    server.daemon_threads = True
+    server.paths = []  # type: ignore[attr-defined]
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        text = SPIDER.replace("SITE", base).replace("PAGES", "10")
+        text = text.replace(
+            "retries: 0", "retries: 0\n        concurrency: 1\n        robots: false"
+        )
+        spider = parse_spiders(textwrap.dedent(text), "test.yaml").get("test")
+        stats, records = crawl(spider, tmp_path)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert sorted(r["n"] for r in records) == list(range(10))
+    assert dict(stats.failed) == {}

@@ -219,13 +219,6 @@ class AiohttpWire:
                 raise WireError("broken body", str(exc) or type(exc).__name__) from None
 
         async def close() -> None:
-            if response.status < 200:
-                # What follows a 1xx on its connection is not an answer to the next
-                # request, but aiohttp has put the connection back in its pool as soon
-                # as the 1xx's body ended: close its transport, so the pool drops it.
-                protocol = getattr(response, "_protocol", None)
-                if protocol is not None:
-                    protocol.close()
             response.release()
 
         return WireResponse(

@@ -183,12 +183,16 @@ class AiohttpWire:
                 response = await self._session.get(
                     url, allow_redirects=False, proxy=self.settings.proxy
                 )
-            except (aiohttp.ServerDisconnectedError, aiohttp.ClientResponseError):
-                # A kept-alive connection can go bad while it waits in the pool: closed
-                # by the server just as we send on it, or holding bytes an earlier answer
-                # sent past its end, which then read as this answer's status line. The
-                # request may never have reached the server: once more, on a connection
-                # of its own (the bad one is closed by now), as browsers do.
+            except (
+                aiohttp.ServerDisconnectedError,  # closed as we sent on it
+                aiohttp.ClientResponseError,  # bytes an earlier answer sent past its end
+                aiohttp.ClientOSError,  # reset
+            ) as exc:
+                # A kept-alive connection can go bad while it waits in the pool, and then
+                # the request may never have reached the server: once more, on another
+                # connection (the bad one is closed by now), as browsers do.
+                if isinstance(exc, aiohttp.ClientConnectorError):
+                    raise  # no connection was made: nothing went bad in the pool
                 response = await self._session.get(
                     url, allow_redirects=False, proxy=self.settings.proxy
                 )

@@ -29,6 +29,7 @@ import random
 import signal
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -253,10 +254,11 @@ class Crawler:
         # Links before records: a page that fails on the way leaves no records behind.
         for link in result.requests:
             self.frontier.follow(link)
-        self._write(result.records)
+        left_out = self._write(result.records)
         self.stats.pages += 1
-        self.stats.records += len(result.records)
+        self.stats.records += len(result.records) - left_out.total()
         self.stats.dropped.update(result.dropped)
+        self.stats.dropped.update(left_out)
         self.stats.skipped.update(result.skipped)
         if self.spider.pages[kind].pattern is not None and not (result.records or result.dropped):
             self.stats.page_without_match(kind, page.url)
@@ -388,9 +390,9 @@ class Crawler:
         log.warning("failed %s: %s", request.url, failure.detail)
         self._finish(request, failed=True)
 
-    def _write(self, records: list[Record]) -> None:
+    def _write(self, records: list[Record]) -> Counter[str]:
         try:
-            self.writer.write(records)
+            return self.writer.write(records)
         except (OSError, OutputError) as exc:  # a full disk, a closed pipe: the run ends
             raise _OutputGone(exc) from None
 

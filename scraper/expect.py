@@ -77,8 +77,8 @@ class ExpectationCheck:
         self._duplicates: dict[str, list[Any]] = {name: [] for name in expect.unique}
         self._samples_found = [False] * len(expect.samples)
 
-    def write(self, records: Iterable[Record]) -> None:
-        """Take in the records of one page."""
+    def write(self, records: Iterable[Record]) -> Counter[str]:
+        """Take in the records of one page (none is left out)."""
         for record in records:
             self.count += 1
             for name in self.expect.required:
@@ -95,6 +95,7 @@ class ExpectationCheck:
                     record.get(k) == v for k, v in sample.items()
                 ):
                     self._samples_found[index] = True
+        return Counter()
 
     def problems(self, stats: CrawlStats) -> list[str]:
         """Each expectation the run did not meet, as a sentence; empty when all hold."""

@@ -44,8 +44,8 @@ class RecordSink(Protocol):
 
     size: int
 
-    def write(self, records: Iterable[Record]) -> None:
-        """Take the records of one page."""
+    def write(self, records: Iterable[Record]) -> Counter[str]:
+        """Take the records of one page; return those left out, by reason (usually none)."""
 
 
 class JsonLinesWriter:
@@ -84,21 +84,24 @@ class JsonLinesWriter:
             self.size = os.lseek(self._fd, 0, os.SEEK_END)
             self._check_space()
 
-    def write(self, records: Iterable[Record]) -> None:
-        """Write ``records`` as whole lines, in one write call; leave out what JSON cannot hold."""
+    def write(self, records: Iterable[Record]) -> Counter[str]:
+        """Write ``records`` as whole lines, in one write call; leave out what JSON cannot
+        hold, and return those records by reason."""
         lines = []
+        rejected: Counter[str] = Counter()
         for record in records:
             try:
                 lines.append(_ENCODER.encode(record).encode("utf-8"))
             except (TypeError, ValueError, RecursionError) as exc:
                 reason = _rejection(record, exc)
-                self.rejected[reason] += 1
+                rejected[reason] += 1
                 log.warning("not writing a record: %s", reason)
-        if not lines:
-            return
-        lines.append(b"")
-        self._write_whole(b"\n".join(lines))
-        self.count += len(lines) - 1
+        self.rejected.update(rejected)
+        if lines:
+            lines.append(b"")
+            self._write_whole(b"\n".join(lines))
+            self.count += len(lines) - 1
+        return rejected
 
     def close(self) -> None:
         """Close the file (stdout is only flushed)."""

@@ -82,12 +82,13 @@ def test_a_record_json_cannot_hold_is_left_out_with_a_warning(
     ]
     out = tmp_path / "out.jsonl"
     writer = JsonLinesWriter(out)
-    writer.write(page)
+    left_out = writer.write(page)
     writer.close()
     data = out.read_bytes()
     data.decode("utf-8")  # valid UTF-8 throughout
     assert [json.loads(line) for line in data.splitlines()] == [{"n": 1}, {"n": 9}]
     assert writer.count == 2
+    assert left_out == writer.rejected  # the crawl counts them as dropped
     assert writer.rejected == {
         "v: not finite": 2,
         "tags: set is not JSON": 1,

@@ -472,10 +472,11 @@ class _SpecReader(PageReader):
             used.update(names)
             order = tuple((name, variables[name]) for name in dict.fromkeys(names))
             start = StartTemplate(template, page, order)
-            if len(start) > MAX_START_URLS:
+            count = start.__len__()  # len() cannot return more than sys.maxsize
+            if count > MAX_START_URLS:
                 raise self.error(
                     url_node,
-                    f"{where}: start makes {len(start):,} URLs; the most is "
+                    f"{where}: start makes {count:,} URLs; the most is "
                     f"{MAX_START_URLS:,}. Use smaller ranges.",
                 )
             host_values = math.prod(len(values) for _, values in start.host_variables)

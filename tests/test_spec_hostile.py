@@ -365,3 +365,12 @@ def test_a_malformed_cassette_names_the_file_and_the_interaction(
         "response: body: string must be text, not 5. Fix that entry, or record the cassette "
         "again with --record.\n"
     )
+
+
+def test_a_template_past_sys_maxsize_urls_is_refused_by_its_count() -> None:
+    start = "'http://a/{a}{b}{c}{d}'"
+    extra = "    vars:\n" + "".join(f"      {name}: {{range: [0, 100000]}}\n" for name in "abcd")
+    assert refused(start=start, extra=extra) == (
+        "spiders.yaml:3:12: spider 't': start makes 100,000,000,000,000,000,000 URLs; "
+        "the most is 100,000,000. Use smaller ranges."
+    )

@@ -7,7 +7,7 @@ every page's records go out in one ``write()`` of whole lines to an
 followed by that worker, deduplicated within it: suited to spiders whose pages
 are start URLs (templates) or hang below them, like list -> detail, where two
 lists of different workers seldom share a detail page. The parent waits,
-passes Ctrl-C and SIGTERM on, adds up the workers' stats and prints them.
+passes Ctrl-C, SIGTERM and SIGHUP on, adds up the workers' stats and prints them.
 """
 
 from __future__ import annotations
@@ -47,11 +47,16 @@ def run_workers(count: int, argv: Sequence[str], output: Path) -> tuple[CrawlSta
             )
             for index in range(count)
         ]
-        previous = signal.signal(signal.SIGTERM, lambda signum, frame: _forward(workers, signum))
+        previous = {
+            signum: signal.signal(signum, lambda signum, frame: _forward(workers, signum))
+            for signum in (signal.SIGTERM, signal.SIGHUP)
+            if signal.getsignal(signum) is not signal.SIG_IGN  # under nohup, SIGHUP stays so
+        }
         try:
             codes = _wait(workers)
         finally:
-            signal.signal(signal.SIGTERM, previous)
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
         total = CrawlStats()
         for path in stats_files:
             if path.exists():

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+import pytest
 
 from tests.server import FixtureSite
 
@@ -95,3 +98,38 @@ def test_workers_share_the_output_their_parent_claims(site: FixtureSite, tmp_pat
     assert parent.returncode == 0, stderr
     assert "records written: 200\n" in stderr
     assert len(out.read_text(encoding="utf-8").splitlines()) == 200
+
+
+@pytest.mark.parametrize(("signum", "exit_code"), [(signal.SIGTERM, 143), (signal.SIGHUP, 129)])
+def test_a_stop_signal_to_the_parent_stops_every_worker(
+    site: FixtureSite, tmp_path: Path, signum: signal.Signals, exit_code: int
+) -> None:
+    site.hold = 0.3
+    for n in range(40):
+        site.add(f"/page/{n}", "".join(f"<li>{n}-{i}</li>" for i in range(5)))
+    spider = SPIDER.format(base=site.base) + "    concurrency: 2\n"
+    (tmp_path / "spiders.yaml").write_text(spider, encoding="utf-8")
+    out = tmp_path / "out.jsonl"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "scraper", "run", "pages", "-o", "out.jsonl", "--workers", "2"],
+        cwd=tmp_path,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while not (out.exists() and out.stat().st_size) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        process.send_signal(signum)
+        stopping = time.monotonic()
+        _, stderr = process.communicate(timeout=10)
+    finally:
+        process.kill()
+    assert process.returncode == exit_code
+    assert time.monotonic() - stopping < 5
+    err = stderr.decode("utf-8")
+    assert "Traceback" not in err
+    assert err.rstrip().splitlines()[-1].startswith("elapsed:")
+    lines = out.read_text(encoding="utf-8").splitlines()
+    assert 5 <= len(lines) < 200
+    assert len(lines) % 5 == 0  # whole pages, whole lines
+    assert len(site.requests) < 40

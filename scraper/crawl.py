@@ -24,10 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import queue
-import random
 import signal
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
@@ -38,11 +35,14 @@ from scraper.callbacks import Callback
 from scraper.errors import FetchError, OutputError
 from scraper.export import RecordSink
 from scraper.extract import Extraction, ExtractTimeout, extract
-from scraper.fetch import Fetcher, RobotsRules
+from scraper.fetch import Fetcher
 from scraper.frontier import Frontier
+from scraper.hosts import HostSlots
 from scraper.models import Page, Record, Request
+from scraper.robots import RobotsRules
 from scraper.spec import SpiderSpec
 from scraper.stats import CrawlStats
+from scraper.threads import DaemonThreads
 from scraper.wire import open_wire
 
 if TYPE_CHECKING:
@@ -59,11 +59,6 @@ INLINE_EXTRACT_BUDGET = 0.05
 """Seconds a page's patterns may run on the event loop; slower pages go to a thread."""
 EXTRACT_THREADS = 2
 """Pages (without a callback) whose patterns run in threads at once."""
-THREAD_IDLE = 30.0
-"""Seconds an idle extract thread waits for work before it ends."""
-THROTTLED_DELAY = 1.0
-THROTTLE_PERIOD = 60.0
-"""After a 429/503, requests to that host start at least 1 s apart for a minute."""
 
 T = TypeVar("T")
 
@@ -116,13 +111,13 @@ class Crawler:
         self.shard = shard
         self.stats = CrawlStats()
         self.stopped_by: signal.Signals | None = None
-        self._hosts: dict[str, _HostSlots] = {}
+        self._hosts: dict[str, HostSlots] = {}
         self._stop = asyncio.Event()
         self._changed = asyncio.Event()
         self._in_flight = 0
         self._fatal: Exception | None = None
         self._robots: RobotsRules | None = None
-        self._threads = _DaemonThreads("scraper-extract")
+        self._threads = DaemonThreads("scraper-extract")
         self._signals: list[signal.Signals] = []
 
     async def run(self) -> CrawlStats:
@@ -417,11 +412,11 @@ class Crawler:
         log.warning("%s asks us to slow down: pausing it for %.1fs", host, seconds)
         self._host(host).pause(seconds)
 
-    def _host(self, host: str) -> _HostSlots:
+    def _host(self, host: str) -> HostSlots:
         slots = self._hosts.get(host)
         if slots is None:
             settings = self.settings
-            slots = _HostSlots(settings.per_host, settings.delay, settings.jitter)
+            slots = HostSlots(settings.per_host, settings.delay, settings.jitter)
             self._hosts[host] = slots
         return slots
 
@@ -453,86 +448,6 @@ class Crawler:
 def _internal_error(exc: Exception) -> _Failure:
     hint = "" if log.isEnabledFor(logging.INFO) else " (-v shows where)"
     return _Failure("internal error", f"internal error: {type(exc).__name__}: {exc}{hint}")
-
-
-class _DaemonThreads:
-    """Threads for work that must not run on the event loop, started as needed and reused.
-
-    They are daemon threads, which the interpreter does not wait for at exit (it
-    joins ``concurrent.futures``' threads, so a callback that never returns kept a
-    stopped run alive). A call that never returns keeps its thread; the next call
-    then finds no idle thread and starts one, so the crawl never runs out of them.
-    """
-
-    def __init__(self, name: str) -> None:
-        self._name = name
-        self._calls: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
-        self._lock = threading.Lock()
-        self._idle = 0  # threads waiting for a call no other call has claimed
-
-    def submit(self, call: Callable[[], None]) -> None:
-        """Run ``call`` in an idle thread, or a new one."""
-        with self._lock:
-            if self._idle:
-                self._idle -= 1
-                self._calls.put(call)
-                return
-        threading.Thread(target=self._serve, args=(call,), name=self._name, daemon=True).start()
-
-    def _serve(self, call: Callable[[], None] | None) -> None:
-        while call is not None:
-            call()
-            call = self._next()
-
-    def _next(self) -> Callable[[], None] | None:
-        with self._lock:
-            self._idle += 1
-        try:
-            return self._calls.get(timeout=THREAD_IDLE)
-        except queue.Empty:
-            with self._lock:
-                try:  # a call put in while we gave up waiting is ours all the same
-                    return self._calls.get_nowait()
-                except queue.Empty:
-                    self._idle -= 1
-                    return None
-
-
-class _HostSlots:
-    """At most ``limit`` requests in flight to one host, started ``delay`` (+ jitter) apart.
-
-    ``pause()`` (after a 429 or 503) holds back every new request to the host for
-    a while, then keeps them at least ``THROTTLED_DELAY`` apart for a minute.
-    """
-
-    def __init__(self, limit: int, delay: float, jitter: float) -> None:
-        self.delay = delay
-        self.jitter = jitter
-        self._semaphore = asyncio.Semaphore(limit)
-        self._next_start = 0.0
-        self._throttled_until = 0.0
-
-    def pause(self, seconds: float) -> None:
-        now = time.monotonic()
-        # The retry that asked for the pause goes first when it ends; the next one waits.
-        self._next_start = max(self._next_start, now + seconds) + THROTTLED_DELAY
-        self._throttled_until = now + seconds + THROTTLE_PERIOD
-
-    async def __aenter__(self) -> None:
-        await self._semaphore.acquire()
-        now = time.monotonic()
-        delay = self.delay
-        if now < self._throttled_until:
-            delay = max(delay, THROTTLED_DELAY)
-        if self.jitter:
-            delay += random.uniform(0, self.jitter)
-        start = max(now, self._next_start)
-        self._next_start = start + delay
-        if start > now:
-            await asyncio.sleep(start - now)
-
-    async def __aexit__(self, *exc: object) -> None:
-        self._semaphore.release()
 
 
 def run_spider(

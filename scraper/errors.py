@@ -75,3 +75,11 @@ class FetchError(Exception):
         self.reason = reason
         self.detail = detail
         super().__init__(f"{reason}: {detail}")
+
+
+def describe(exc: BaseException) -> str:
+    """``Type: message`` of an exception (the first of an exception group), for a log line."""
+    inner = getattr(exc, "exceptions", None)  # an exception group, from anyio's task groups
+    if isinstance(inner, tuple) and inner and isinstance(inner[0], BaseException):
+        return describe(inner[0])
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import re
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import fields
 from pathlib import Path
@@ -159,8 +160,9 @@ class Collected:
     def __init__(self) -> None:
         self.records: list[Record] = []
 
-    def write(self, records: Iterable[Record]) -> None:
+    def write(self, records: Iterable[Record]) -> Counter[str]:
         self.records.extend(records)
+        return Counter()
 
 
 def test_the_maoyan_positional_fields_example_works_on_the_shipped_cassette() -> None:

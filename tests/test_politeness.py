@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from scraper.crawl import THROTTLED_DELAY
-from scraper.fetch import MAX_BACKOFF, Fetcher, RobotsRules
+from scraper.fetch import MAX_BACKOFF, Fetcher
+from scraper.hosts import THROTTLED_DELAY
+from scraper.robots import RobotsRules
 from scraper.spec import CrawlSettings
 from scraper.wire import open_wire
 from tests.server import FixtureSite

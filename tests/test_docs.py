@@ -180,3 +180,11 @@ def test_the_maoyan_positional_fields_example_works_on_the_shipped_cassette() ->
     first = next(r for r in sink.records if r["index"] == 1)
     assert (first["title"], first["score"]) == ("海镇来客", 9.7)
     assert set(first) == {"index", "title", "actor", "time", "score"}
+
+
+def test_every_test_the_guarantees_table_names_exists() -> None:
+    named = re.findall(r"`(tests/[\w/]+\.py)(?:::(\w+))?`", section("Guarantees"))
+    assert named
+    for path, name in named:
+        source = (ROOT / path).read_text(encoding="utf-8")
+        assert not name or f"def {name}(" in source, f"README names {path}::{name}"

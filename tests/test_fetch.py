@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import codecs
+import random
 import time
 import tracemalloc
 from collections.abc import Callable
@@ -19,6 +20,8 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
+from scraper import charset
+from scraper.charset import LABELS
 from scraper.errors import FetchError
 from scraper.fetch import Fetcher, _retry_after, decode
 from scraper.models import Page, Request
@@ -473,3 +476,15 @@ def test_a_header_value_with_a_newline_is_a_bad_request(
     )
     assert failure.reason == "bad request"
     assert failure.detail.startswith(site.url("/") + ": ")
+
+
+@pytest.mark.parametrize("codec", sorted(set(LABELS.values()) - {"replacement"}))
+def test_no_codec_a_label_names_yields_a_lone_surrogate(codec: str) -> None:
+    """Why decode() does not scan its text for one: random bytes in every allowed codec."""
+    noise = random.Random(codec).randbytes(20_000)
+    for errors in ("replace", "strict"):
+        try:
+            text = charset._decode(noise, codec, errors)
+        except UnicodeDecodeError:
+            continue
+        assert not any("\ud800" <= c <= "\udfff" for c in text)

@@ -3,7 +3,10 @@
 A backtracking engine takes exponential time when a page almost matches a
 pattern whose repeats can split the same text in many ways:
 
-- nested unbounded repeats: ``(\\w+\\s?)+``, ``(a+)+``, ``(?:<li>.*?</li>)+``;
+- nested unbounded repeats: ``(\\w+\\s?)+``, ``(a+)+``, ``(?:<li>.*?</li>)+``; not
+  when every iteration starts with a character that nothing variable inside the
+  group can match (``(?:\\.\\d+)+``, ``(?:,\\d+)*``): each such character then starts
+  an iteration, and the text splits into iterations one way only;
 - a repeated group whose alternatives can start alike: ``(a|aa)*``, ``(a|a?)+``;
 - adjacent unbounded repeats that can match the same characters, with only
   optional items between: ``\\d+\\d*``, ``.*.*``, ``\\w+\\s*\\w+`` (``\\w+\\s+\\w+`` is
@@ -36,6 +39,7 @@ class _Item:
     unbounded: bool = False
     optional: bool = False
     atom: str = ""  # the atom's source, for single-character atoms
+    scope: str = ""  # the flags of a (?i:...) group, which its atoms match under
     children: list[list[_Item]] = field(default_factory=list)  # a group's alternatives
 
 
@@ -79,7 +83,11 @@ def backtracking_warnings(pattern: str, flags: int = 0) -> list[str]:
 def _check(sequence: list[_Item], source: str, flags: int, warnings: list[str]) -> None:
     for index, item in enumerate(sequence):
         if item.children:
-            if item.unbounded and any(_has_unbounded(alt) for alt in item.children):
+            if (
+                item.unbounded
+                and any(_has_unbounded(alt) for alt in item.children)
+                and not _iterations_start_apart(item.children, flags)
+            ):
                 warnings.append(
                     f"nested unbounded repeats in '{source[item.start : item.end]}': "
                     "the inner and outer repeat can split the same text in exponentially "
@@ -116,6 +124,38 @@ def _has_unbounded(sequence: list[_Item]) -> bool:
     )
 
 
+def _iterations_start_apart(alternatives: list[list[_Item]], flags: int) -> bool:
+    """Whether each iteration of a repeated group starts with one character that
+    nothing optional or repeated inside the group can match: ``(?:\\.\\d+)+``."""
+    firsts = []
+    for alternative in alternatives:
+        first = alternative[0] if alternative else None
+        if first is None or first.optional or first.unbounded or not first.atom:
+            return False
+        firsts.append(first.atom)
+    variable = [
+        atom
+        for alternative in alternatives
+        for atom in _variable_atoms(alternative[1:], len(alternatives) > 1)
+    ]
+    return not any(_overlap(a, b, flags, unknown=True) for a in firsts for b in variable)
+
+
+def _variable_atoms(sequence: list[_Item], variable: bool, scope: str = "") -> list[str]:
+    """The atoms of ``sequence`` that may match or not, or more than once: the
+    ones that can take a character another iteration could have started with."""
+    atoms: list[str] = []
+    for item in sequence:
+        inner = variable or item.optional or item.unbounded
+        if item.children:
+            branching = len(item.children) > 1  # an alternative may skip what another takes
+            for alternative in item.children:
+                atoms += _variable_atoms(alternative, inner or branching, item.scope or scope)
+        elif inner and item.atom:
+            atoms.append(f"(?{scope}:{item.atom})" if scope else item.atom)
+    return atoms
+
+
 def _alternatives_overlap(alternatives: list[list[_Item]], flags: int) -> bool:
     if any(all(item.optional for item in alt) for alt in alternatives) and len(alternatives) > 1:
         return True  # one alternative can match nothing: every split is possible
@@ -123,12 +163,14 @@ def _alternatives_overlap(alternatives: list[list[_Item]], flags: int) -> bool:
     return any(_overlap(a, b, flags) for i, a in enumerate(firsts) for b in firsts[i + 1 :])
 
 
-def _overlap(first: str, second: str, flags: int) -> bool:
+def _overlap(first: str, second: str, flags: int, unknown: bool = False) -> bool:
+    """Whether one character can match both atoms; ``unknown`` when one of them
+    cannot be compiled alone (a backreference)."""
     try:
         a = regex.compile(first, flags)
         b = regex.compile(second, flags)
     except regex.error:
-        return False
+        return unknown
     return any(a.fullmatch(c) and b.fullmatch(c) for c in SAMPLE_CHARACTERS)
 
 
@@ -163,13 +205,12 @@ class _Parser:
         char = source[start]
         if char == "(":
             self.position += 1
-            if source.startswith("?", self.position):
-                self._skip_group_prefix()
+            scope = self._skip_group_prefix() if source.startswith("?", self.position) else ""
             children = self._alternatives()
             if source[self.position] != ")":
                 raise ValueError("unclosed (")
             self.position += 1
-            return _Item(start, self.position, children=children)
+            return _Item(start, self.position, children=children, scope=scope)
         if char == "[":
             end = start + 1
             if source.startswith("^", end):
@@ -187,7 +228,8 @@ class _Parser:
         anchor = atom in ("^", "$") or atom in ("\\b", "\\B", "\\A", "\\Z", "\\z", "\\G")
         return _Item(start, self.position, atom="" if anchor else atom, optional=anchor)
 
-    def _skip_group_prefix(self) -> None:
+    def _skip_group_prefix(self) -> str:
+        """Moves past ``?...`` of a group; returns the flags of a ``(?i:...)`` group."""
         source = self.source
         self.position += 1  # the ?
         if source.startswith(("P<", "<"), self.position) and not source.startswith(
@@ -201,10 +243,13 @@ class _Parser:
         elif source.startswith(("<=", "<!"), self.position):
             self.position += 2
         else:  # inline flags: (?i) or (?i:...)
+            flags_start = self.position
             while source[self.position] not in ":)":
                 self.position += 1
             if source[self.position] == ":":
                 self.position += 1
+                return source[flags_start : self.position - 1]
+        return ""
 
     def _quantifier(self, item: _Item) -> None:
         source = self.source

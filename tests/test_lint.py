@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -24,6 +25,17 @@ from scraper.lint import backtracking_warnings
         (r"<b>\d+\d*</b>", r"adjacent unbounded repeats in '\d+\d*'"),
         (r"id=.*.*;", "adjacent unbounded repeats in '.*.*'"),
         (r"\w+\s*\w+", r"adjacent unbounded repeats in '\w+\s*\w+'"),
+        # they look like the version-number shape, but something inside can take the
+        # character that starts an iteration, so the iterations can be split many ways
+        (r"v(?:\.[\d.]+)+;", r"nested unbounded repeats in '(?:\.[\d.]+)+'"),
+        (r"(?:-[\w-]+)+;", r"nested unbounded repeats in '(?:-[\w-]+)+'"),
+        (r"(?:,\d*,?)+;", r"nested unbounded repeats in '(?:,\d*,?)+'"),
+        (r"(?:\.\d+(?:\.\d+)?)+;", r"nested unbounded repeats in '(?:\.\d+(?:\.\d+)?)+'"),
+        (r"(?:\s?\w+)+;", r"nested unbounded repeats in '(?:\s?\w+)+'"),
+        (r"(?:a(?i:A+))+;", "nested unbounded repeats in '(?:a(?i:A+))+'"),
+        (r"(?:(a)\1+)+;", r"nested unbounded repeats in '(?:(a)\1+)+'"),
+        (r"(?:\.\d+|\.\w+)+;", r"the repeated group '(?:\.\d+|\.\w+)+' has alternatives"),
+        (r"(?:\.\d+\d*)+;", r"adjacent unbounded repeats in '\d+\d*'"),
     ],
 )
 def test_risky_parts_are_named(pattern: str, part: str) -> None:
@@ -48,6 +60,44 @@ def test_risky_parts_are_named(pattern: str, part: str) -> None:
 )
 def test_ordinary_patterns_get_no_warning(pattern: str) -> None:
     assert backtracking_warnings(pattern, re.DOTALL) == []
+
+
+# Every iteration starts with a character nothing repeated inside can take, so the
+# text splits into iterations one way only. Each with what a near miss starts with
+# and one iteration of it.
+ITERATIONS_START_APART = [
+    (r"v\d+(?:\.\d+)+", "v1", ".1"),  # the usual version number
+    (r"(?:,\d+)*", "", ",1"),
+    (r"(?:-\w+)+", "", "-a"),
+    (r"(?:\.\d+\.\d+)+", "", ".1.2"),  # the second '.' is required, not optional
+    (r"(?:<li>\w+</li>)+", "", "<li>a</li>"),
+    (r"(?:\.|,\d+)+", "", ".,1"),
+    (r"(?:\n.*)+", "", "\nab"),  # '.' does not take a line break without DOTALL
+]
+
+
+@pytest.mark.parametrize(("pattern", "start", "iteration"), ITERATIONS_START_APART)
+def test_repeats_whose_iterations_start_apart_get_no_warning(
+    pattern: str, start: str, iteration: str
+) -> None:
+    assert backtracking_warnings(pattern) == []
+
+
+@pytest.mark.parametrize(("pattern", "start", "iteration"), ITERATIONS_START_APART)
+def test_repeats_whose_iterations_start_apart_are_linear_on_a_near_miss(
+    pattern: str, start: str, iteration: str
+) -> None:
+    # re has no backtracking guards of its own: a near miss of 3,000 iterations
+    # that could be split in many ways would never end here
+    started = time.perf_counter()
+    assert re.match(pattern + "!", start + iteration * 3000) is None
+    assert time.perf_counter() - started < 0.5
+
+
+def test_the_same_shape_under_dotall_is_warned_about() -> None:
+    assert backtracking_warnings(r"(?:\n.*)+", re.DOTALL)[0].startswith(
+        r"nested unbounded repeats in '(?:\n.*)+'"
+    )
 
 
 def test_scraper_check_prints_the_warning_with_file_line_and_spider(tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ build a Python object.
 
 from __future__ import annotations
 
+import ast
 import math
 import string
 from collections.abc import Iterator
@@ -41,9 +42,13 @@ def compose(text: str, filename: str) -> yaml.Node | None:
         ) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        if exc.context_mark is not None and "quoted scalar" in (exc.context or ""):
+        column = mark.column if mark else 0
+        if _unknown_escape(exc) and exc.problem_mark is not None:
+            column -= 1  # PyYAML marks the character after the backslash
+        elif exc.context_mark is not None and "quoted scalar" in (exc.context or ""):
             mark = exc.context_mark  # where the unclosed quote opens, not the end of the file
-        location = Location(filename, mark.line + 1, mark.column + 1) if mark else None
+            column = mark.column
+        location = Location(filename, mark.line + 1, column + 1) if mark else None
         raise SpecError(
             f"this is not valid YAML: {_yaml_problem(exc)}",
             location or Location(filename, 1, 1),
@@ -112,10 +117,29 @@ def _expanded_size(root: yaml.Node, filename: str) -> int:
     return sizes[id(root)]
 
 
+def _unknown_escape(exc: yaml.MarkedYAMLError) -> str:
+    """The character after a backslash that a double-quoted string does not know
+    (``d`` of ``"\\d+"``), or ``""``."""
+    prefix = "found unknown escape character "
+    problem = exc.problem or ""
+    if not problem.startswith(prefix):
+        return ""
+    written = ast.literal_eval(problem[len(prefix) :])  # PyYAML gives the character's repr
+    return written if isinstance(written, str) else ""
+
+
 def _yaml_problem(exc: yaml.MarkedYAMLError) -> str:
     problem = exc.problem or ""
     if "'\\t'" in problem:
         return "a tab character; YAML indents with spaces only. Replace the tab with spaces."
+    if escape := _unknown_escape(exc):
+        # a pattern in double quotes: YAML reads backslashes there before the regex can
+        return (
+            f"\\{escape} is not an escape YAML knows in a double-quoted string (there a "
+            "backslash starts an escape such as \\n). Put the text in single quotes, "
+            f"which keep every backslash as written ('\\{escape}'), or double the "
+            f"backslash (\\\\{escape})."
+        )
     if "quoted scalar" in (exc.context or ""):
         return (
             "a quoted string opens here and is never closed. Close the quote (in single "

@@ -417,6 +417,31 @@ def test_an_unclosed_quote_is_reported_where_the_quote_opens() -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("body", "where", "escape"),
+    [
+        # the backslash of \d is column 19: 'pattern: "<b>(' takes columns 5 to 18
+        pytest.param('pattern: "<b>(\\d+)</b>"\n', "4:19", "d", id="pattern"),
+        pytest.param(
+            "pattern: x\nclean:\n  x: {sub: ['a', \"b\"]}\n  y: {sub: [\"\\s+\", ' ']}\n",
+            "7:18",
+            "s",
+            id="in-a-flow-list",
+        ),
+    ],
+)
+def test_an_unknown_escape_in_double_quotes_is_named_at_its_backslash(
+    body: str, where: str, escape: str
+) -> None:
+    # PyYAML reports it while scanning the quoted string; it is not an unclosed quote
+    assert str(spec_error(films(body))) == (
+        f"spiders.yaml:{where}: this is not valid YAML: \\{escape} is not an escape YAML "
+        "knows in a double-quoted string (there a backslash starts an escape such as \\n). "
+        f"Put the text in single quotes, which keep every backslash as written ('\\{escape}'), "
+        f"or double the backslash (\\\\{escape})."
+    )
+
+
 def test_yes_for_a_number_is_named_as_written() -> None:
     error = spec_error(films("pattern: x\ntimeout: yes\n"))
     # YAML reads yes as true; the message must not call it "empty"

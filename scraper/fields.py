@@ -4,21 +4,30 @@ Each processor is built once, when the spec loads, by a factory in ``PROCESSORS`
 (name -> factory taking the YAML argument). A built processor is called as
 ``processor(value, page)`` and returns the new value. ``None`` (a group that did
 not take part in the match) passes through every processor except ``default``
-and ``required``.
+and ``required``; so does any value of a type a processor does not work on (an
+``int`` given to ``text``, a list given to ``split``).
 
 Every field is stripped of surrounding whitespace before its processors run,
 unless its list starts with ``raw``.
 
-``sub`` patterns come from users and their input from strangers' pages: they run
-until ``PATTERN_DEADLINE``, the deadline of the page being extracted.
+``split`` and ``findall`` make a list. ``chain`` folds a field's processors, at
+load, so that those after a list-making one apply to each item (``default`` and
+``required`` to the whole list): a record builder calls a flat tuple of
+processors whatever the field holds.
+
+``sub`` and ``findall`` patterns come from users and their input from strangers'
+pages: they run until ``PATTERN_DEADLINE``, the deadline of the page being
+extracted.
 """
 
 from __future__ import annotations
 
 import html
+import json
+import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextvars import ContextVar
 from typing import Any
 
@@ -27,6 +36,8 @@ import regex
 from scraper.models import Page
 
 Processor = Callable[[Any, Page], Any]
+
+log = logging.getLogger("scraper")
 
 PATTERN_DEADLINE: ContextVar[float] = ContextVar("PATTERN_DEADLINE", default=math.inf)
 """When the patterns of the page being extracted must stop (``time.monotonic()``).
@@ -106,6 +117,20 @@ def _xml_safe(match: regex.Match[str]) -> str:
     return " "
 
 
+def _fragment(value: str) -> Any:
+    """``value`` parsed as an HTML fragment under one ``<div>``, scripts and styles dropped.
+
+    lxml reads it as a browser would (a '>' inside an attribute, tags left open).
+    ``value`` must be XML-safe (see ``_NOT_XML``).
+    """
+    from lxml import html as lxml_html
+
+    root = lxml_html.fragment_fromstring(value, create_parent="div")
+    for element in list(root.iter("script", "style")):
+        element.drop_tree()
+    return root
+
+
 def _text(value: Any, page: Page) -> Any:
     if not isinstance(value, str):
         return value
@@ -113,18 +138,57 @@ def _text(value: Any, page: Page) -> Any:
     value = _NOT_XML.sub(_xml_safe, value)
     if "<" not in value and "&" not in value:
         return " ".join(value.split())
-    # lxml reads the fragment as a browser would (a '>' inside an attribute, tags
-    # left open); the same parser serves every page, so it is made once.
-    from lxml import html as lxml_html
-
-    root = lxml_html.fragment_fromstring(value, create_parent="div")
-    for element in root.iter("script", "style"):
-        element.drop_tree()
+    root = _fragment(value)
     for element in root.iter():
         if element.tag in _BLOCK_TAGS:  # block tags separate words: <td>A</td><td>B</td>
             element.tail = " " + (element.tail or "")
             element.text = " " + (element.text or "")
     return " ".join(root.text_content().split())
+
+
+_LINE, _BLOCK = "\n", "\r"
+"""What ``paragraphs`` puts in the text for a ``<br>`` (a line ends) and at each side
+of a block element (a line ends unless one just did): the page's own line breaks
+are spaces by then, as in a browser."""
+_NEWLINES = regex.compile("\r\n?|\n")
+_CELL_TAGS = frozenset(["td", "th"])
+
+
+def _paragraphs(value: Any, page: Page) -> Any:
+    if not isinstance(value, str):
+        return value
+    value = _NOT_XML.sub(_xml_safe, value)
+    if "<" not in value and "&" not in value:
+        return " ".join(value.split())
+    root = _fragment(value)
+    # the elements themselves, not their ids: lxml makes a new proxy once one is freed
+    preformatted = {inner for pre in root.iter("pre") for inner in pre.iter()}
+    for element in root.iter():
+        inside_pre = element in preformatted
+        if element.text:
+            element.text = _NEWLINES.sub(_LINE if inside_pre else " ", element.text)
+        if element.tail:
+            in_pre = inside_pre and element.tag != "pre"
+            element.tail = _NEWLINES.sub(_LINE if in_pre else " ", element.tail)
+        if element.tag == "br":
+            element.tail = _LINE + (element.tail or "")
+        elif element.tag in _CELL_TAGS:  # the cells of a row share its line
+            element.tail = " " + (element.tail or "")
+        elif element.tag in _BLOCK_TAGS:
+            element.text = _BLOCK + (element.text or "")
+            element.tail = _BLOCK + (element.tail or "")
+    lines: list[str] = []
+    for line in root.text_content().split(_LINE):
+        # a line of blocks alone is no line; a blank one between <br>s is one
+        parts = [" ".join(part.split()) for part in line.split(_BLOCK)]
+        words = [part for part in parts if part]
+        if words:
+            lines.extend(words)
+        elif lines and lines[-1]:
+            lines.append("")
+    if lines and not lines[-1]:
+        lines.pop()
+    return "\n".join(lines)
 
 
 def _number(kind: type[int] | type[float]) -> Processor:
@@ -179,15 +243,66 @@ def _sub(argument: Any) -> Processor:
             return value
         if not unbounded:
             return pattern.sub(replacement, value)
-        left = PATTERN_DEADLINE.get() - time.monotonic()
         try:
-            if left <= 0:  # regex reads a timeout <= 0 as "none"
-                raise TimeoutError
-            return pattern.sub(replacement, value, timeout=None if left == math.inf else left)
+            return pattern.sub(replacement, value, timeout=_time_left())
         except TimeoutError:
             raise TimeoutError(pattern.pattern) from None
 
     return sub
+
+
+def _time_left() -> float | None:
+    """Seconds the page's patterns have left (``None``: no deadline); ``TimeoutError``
+    when none: regex reads a timeout <= 0 as "none"."""
+    left = PATTERN_DEADLINE.get() - time.monotonic()
+    if left <= 0:
+        raise TimeoutError
+    return None if left == math.inf else left
+
+
+def _split(argument: Any) -> Processor:
+    if argument is not None and (not isinstance(argument, str) or not argument):
+        raise ProcessorArgumentError(
+            "needs a separator, a string such as {split: ','} (alone, split cuts at whitespace)"
+        )
+    separator: str | None = argument
+
+    def split(value: Any, page: Page) -> Any:
+        if not isinstance(value, str):
+            return value
+        return [item for item in (part.strip() for part in value.split(separator)) if item]
+
+    return split
+
+
+def _findall(argument: Any) -> Processor:
+    if not isinstance(argument, str) or not argument:
+        raise ProcessorArgumentError("needs a pattern, a string such as {findall: '#(\\w+)'}")
+    pattern = regex.compile(argument, regex.VERSION0)
+    named = list(pattern.groupindex)
+    if pattern.groups <= 1:
+        group: int | str = pattern.groups
+    elif len(named) == 1:
+        group = named[0]
+    else:
+        raise ProcessorArgumentError(
+            f"pattern '{argument}' has {pattern.groups} groups; keep the item in the only "
+            "named group (?P<item>...), or write the others as (?:...)"
+        )
+    unbounded = _UNBOUNDED.search(argument) is not None
+
+    def findall(value: Any, page: Page) -> Any:
+        if not isinstance(value, str):
+            return value
+        try:
+            matches = pattern.finditer(value, timeout=_time_left() if unbounded else None)
+            items = [match.group(group) for match in matches]
+        except TimeoutError:
+            raise TimeoutError(pattern.pattern) from None
+        # as a page pattern's groups: stripped, None for a group that took no part
+        return [item.strip() if item is not None else None for item in items]
+
+    return findall
 
 
 def _check_replacement(pattern: regex.Pattern[str], replacement: str) -> None:
@@ -212,26 +327,177 @@ def _check_replacement(pattern: regex.Pattern[str], replacement: str) -> None:
 
 def _default(argument: Any) -> Processor:
     def default(value: Any, page: Page) -> Any:
-        return argument if value is None or value == "" else value
+        return argument if value is None or value == "" or value == [] else value
 
     return default
 
 
 def _required(value: Any, page: Page) -> Any:
-    if value is None or value == "":
+    if value is None or value == "" or value == []:
         raise DropRecord("missing")
     return value
+
+
+class _NotFinite(ValueError):
+    pass
+
+
+def _finite(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):  # 1e999: JSON has no way to write it back
+        raise _NotFinite
+    return number
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")  # Python's json reads NaN and Infinity
+
+
+_SURROGATE_ESCAPE = regex.compile(r"\\u[dD][89a-fA-F]")
+_SURROGATE = regex.compile("[\ud800-\udfff]")
+
+
+def _json(value: Any, page: Page) -> Any:
+    if not isinstance(value, str):
+        return value
+    try:
+        result = json.loads(value, parse_float=_finite, parse_constant=_refuse_constant)
+    except _NotFinite:
+        raise DropRecord("not finite") from None
+    except (ValueError, RecursionError) as exc:  # big ints and deep nesting included
+        log.info("%s: a value is not JSON (%s): %.60r", _url(page), exc, value)
+        raise DropRecord("not JSON") from None
+    if _SURROGATE_ESCAPE.search(value):  # json.loads keeps a lone \ud800 as it is
+        result = _without_lone_surrogates(result)
+    return result
+
+
+def _without_lone_surrogates(value: Any) -> Any:
+    """``value`` (from ``json.loads``) with each lone surrogate replaced by U+FFFD."""
+    if isinstance(value, str):
+        return _SURROGATE.sub("\ufffd", value)
+    if isinstance(value, list):
+        return [_without_lone_surrogates(item) for item in value]
+    if isinstance(value, dict):
+        return {
+            _without_lone_surrogates(key): _without_lone_surrogates(item)
+            for key, item in value.items()
+        }
+    return value
+
+
+_JSON_ESCAPE = regex.compile(
+    r"\\(?:u([0-9a-fA-F]{4})(?:\\u([dD][c-fC-F][0-9a-fA-F]{2}))?|(.?))", regex.DOTALL
+)
+_JSON_ESCAPES = {
+    '"': '"',
+    "\\": "\\",
+    "/": "/",
+    "b": "\b",
+    "f": "\f",
+    "n": "\n",
+    "r": "\r",
+    "t": "\t",
+}
+
+
+def _json_escape(match: regex.Match[str]) -> str:
+    code, low, simple = match.groups()
+    if code is None:
+        if simple in _JSON_ESCAPES:
+            return _JSON_ESCAPES[simple]
+        raise ValueError(f"bad escape {match.group()!r} at position {match.start()}")
+    high = int(code, 16)
+    if low is not None and 0xD800 <= high <= 0xDBFF:  # a surrogate pair: one character
+        return chr(0x10000 + ((high - 0xD800) << 10) + int(low, 16) - 0xDC00)
+    first = "\ufffd" if 0xD800 <= high <= 0xDFFF else chr(high)
+    return first if low is None else first + "\ufffd"
+
+
+def _json_string(value: Any, page: Page) -> Any:
+    if not isinstance(value, str) or "\\" not in value:
+        return value
+    try:
+        return _JSON_ESCAPE.sub(_json_escape, value)
+    except ValueError as exc:
+        log.info("%s: a value is not a JSON string (%s): %.60r", _url(page), exc, value)
+        raise DropRecord("not a JSON string") from None
+
+
+def _url(page: Page | None) -> str:
+    return page.url if page is not None else "a value"
+
+
+LIST_MAKERS = frozenset({"split", "findall"})
+"""Processors that make a list of a value: those after them apply to each item."""
+OF_THE_WHOLE = frozenset({"default", "required"})
+"""Processors that, after a list is made, take the whole list, not each item."""
+
+
+def chain(steps: Sequence[tuple[str, Processor]]) -> tuple[Processor, ...]:
+    """A field's processors as they run, from its ``(name, processor)`` steps in order.
+
+    Until a list-making processor, each step takes the value. After it, ``default``
+    and ``required`` take the whole list (``[]`` counts as empty); every other step
+    is mapped over the items, and a list-making one's lists are joined into one.
+    """
+    built: list[Processor] = []
+    per_item: list[Processor] = []  # item steps not yet folded into one _each
+    listed = False
+    for name, processor in steps:
+        if listed and name not in OF_THE_WHOLE and name not in LIST_MAKERS:
+            per_item.append(processor)
+            continue
+        if per_item:
+            built.append(_each(per_item))
+            per_item = []
+        built.append(_joined(processor) if listed and name in LIST_MAKERS else processor)
+        listed = listed or name in LIST_MAKERS
+    if per_item:
+        built.append(_each(per_item))
+    return tuple(built)
+
+
+def _each(processors: Sequence[Processor]) -> Processor:
+    steps = tuple(processors)
+
+    def each(value: Any, page: Page) -> Any:
+        if not isinstance(value, list):
+            return value
+        for step in steps:
+            value = [step(item, page) for item in value]
+        return value
+
+    return each
+
+
+def _joined(make_list: Processor) -> Processor:
+    def joined(value: Any, page: Page) -> Any:
+        if not isinstance(value, list):
+            return value
+        items: list[Any] = []
+        for item in value:
+            made = make_list(item, page)
+            items.extend(made) if isinstance(made, list) else items.append(made)
+        return items
+
+    return joined
 
 
 PROCESSORS: dict[str, Callable[[Any], Processor]] = {
     "strip": _no_argument(_strip),
     "unescape": _no_argument(_unescape),
     "text": _no_argument(_text),
+    "paragraphs": _no_argument(_paragraphs),
     "int": _no_argument(_number(int)),
     "float": _no_argument(_number(float)),
     "urljoin": _no_argument(_urljoin),
     "required": _no_argument(_required),
     "sub": _sub,
     "default": _default,
+    "split": _split,
+    "findall": _findall,
+    "json": _no_argument(_json),
+    "json_string": _no_argument(_json_string),
 }
 """Processor name -> factory; ``raw`` is handled by the spec loader, not listed here."""

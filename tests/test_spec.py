@@ -318,8 +318,8 @@ ERRORS = [
     pytest.param(
         films("pattern: '<td>(?P<title>.*?)</td>'\nclean:\n  title: unscape\n"),
         "spiders.yaml:6:14: spider 'films': clean: title: unknown processor 'unscape' "
-        "(did you mean 'unescape'?) (known: raw, strip, unescape, text, int, float, urljoin, "
-        "required, sub, default).",
+        "(did you mean 'unescape'?) (known: raw, strip, unescape, text, paragraphs, int, float, "
+        "urljoin, required, sub, default, split, findall, json, json_string).",
         id="unknown-processor",
     ),
     pytest.param(

@@ -102,7 +102,14 @@ def _parser() -> argparse.ArgumentParser:
         metavar="PATH",
         help=f"the spider file to read (default: ./{DEFAULT_FILE})",
     )
-    common.add_argument("-v", "--verbose", action="store_true", help="log every page on stderr")
+    common.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="log more on stderr (INFO lines): pages where the pattern matched nothing, "
+        "links robots.txt refused, robots.txt files that could not be read, the traceback "
+        "of an internal error, where --resume starts from; not every page",
+    )
     parser = argparse.ArgumentParser(
         prog="scraper",
         description="Regex-driven web scraping: spiders in YAML, records out as JSON Lines.",

@@ -1,9 +1,11 @@
 """Crawl state in SQLite, so that ``scraper run --resume`` continues where a run stopped.
 
-Each request the crawl admits is a row: pending, done or failed. A page's
-records are written to the output first; then, in one transaction, the page is
-marked done, the links it led to are added as pending, and the output's size
-is noted with a checksum of the output's last bytes before that size. A run
+Each request the crawl admits is a row: pending, done or failed, keyed by its
+canonical URL and page kind (one URL may be fetched once per page kind). A
+page's records are written to the output first; then, in one transaction, the
+page is marked done, the links it led to are added as pending, the keys of the
+records written under ``unique:`` are added (8-byte hashes), and the output's
+size is noted with a checksum of the output's last bytes before that size. A run
 that dies between the two leaves records past the noted size: resuming cuts the
 output back to it and fetches that page again, so every record ends up in the
 output exactly once. An output changed since (a line added, the file replaced)
@@ -11,6 +13,9 @@ fails the checksum, and the resume is refused rather than cutting it anywhere.
 
 A state file that cannot be read (damaged, truncated, not a state at all) is
 refused with an error naming it, when it is opened or when its rows are read.
+A state written before requests were keyed by page kind (one row per URL) is
+upgraded when opened: its rows keep their page kinds, so nothing is fetched
+again or lost.
 """
 
 from __future__ import annotations
@@ -33,17 +38,29 @@ PENDING, DONE, FAILED = 0, 1, 2
 TAIL_BYTES = 4096
 """How much of the output, before the size the state vouches for, its checksum covers."""
 
-_SCHEMA = """
+FORMAT = "2"
+"""The layout of the state: 2 keys requests by URL and page kind (1 by URL alone)."""
+
+# A request is unique by (key, page): key is its canonical URL, page its page kind
+# (null only in rows of format 1, meaning the spider's first kind).
+_REQUEST_TABLE = """
 create table if not exists request (
-    key text primary key,
+    key text not null,
     url text not null,
     page text,
     depth integer not null,
     carry text not null,
     status integer not null default 0
 );
-create table if not exists meta (name text primary key, value text not null);
+create unique index if not exists request_key on request (key, page);
 """
+_SCHEMA = (
+    _REQUEST_TABLE
+    + """
+create table if not exists meta (name text primary key, value text not null);
+create table if not exists record_key (hash integer primary key);
+"""
+)
 
 
 class CrawlState:
@@ -69,7 +86,10 @@ class CrawlState:
                 self._check()
             self._db.execute("pragma journal_mode=wal")
             self._db.execute("pragma synchronous=normal")
+            if existed:
+                self._upgrade()
             self._db.executescript(_SCHEMA)
+            self._set_meta("format", FORMAT)
             stored = self._meta("spider")
             if existed and stored is None:
                 self._damaged("it holds no spider name")
@@ -90,7 +110,8 @@ class CrawlState:
             self._db.close()
             raise
         self._added: list[tuple[str, Request]] = []
-        self._finished: list[tuple[int, str]] = []
+        self._finished: list[tuple[int, str, str | None]] = []
+        self._record_keys: list[tuple[int]] = []
         self._output_fd = -1
 
     @classmethod
@@ -118,7 +139,23 @@ class CrawlState:
             state.close()
             raise
         os.truncate(output, state.output_size)
-        log.warning("resuming from %s", path)
+        # Resuming is the normal use of --resume, a finished crawl included: not a warning.
+        done, left = state.progress()
+        if left:
+            log.info(
+                "resuming from %s: %d pages done, %d to fetch (pending or failed), "
+                "then any start URL not requested yet",
+                path,
+                done,
+                left,
+            )
+        else:
+            log.info(
+                "resuming from %s: %d pages done, none pending or failed; only start URLs "
+                "not requested yet are fetched (none, if the crawl had finished)",
+                path,
+                done,
+            )
         return state
 
     @staticmethod
@@ -141,11 +178,26 @@ class CrawlState:
         """Bytes of output that hold the records of the pages marked done."""
         return int(self._meta("output_size") or 0)
 
-    def admitted_keys(self) -> Iterator[str]:
-        """The dedup key of every request admitted so far."""
-        for (key,) in self._rows("select key from request"):
+    def progress(self) -> tuple[int, int]:
+        """Requests done, and requests left to fetch (pending or failed)."""
+        counts = dict(self._rows("select status = ?, count(*) from request group by 1", (DONE,)))
+        return int(counts.get(1, 0)), int(counts.get(0, 0))
+
+    def admitted_keys(self) -> Iterator[tuple[str, str | None]]:
+        """The dedup key and page kind of every request admitted so far (``None``: the
+        spider's first kind)."""
+        for key, page in self._rows("select key, page from request"):
             if not isinstance(key, str):
                 self._damaged(f"a request key is {type(key).__name__}, not text")
+            if not (page is None or isinstance(page, str)):
+                self._damaged(f"a request's page kind is {type(page).__name__}, not text")
+            yield key, page
+
+    def record_keys(self) -> Iterator[int]:
+        """The hashes of the ``unique:`` keys of the records written so far."""
+        for (key,) in self._rows("select hash from record_key"):
+            if not isinstance(key, int):
+                self._damaged(f"a record key is {type(key).__name__}, not a number")
             yield key
 
     def unfinished(self) -> Iterator[Request]:
@@ -169,12 +221,17 @@ class CrawlState:
         """Note an admitted request; saved with the next ``commit``."""
         self._added.append((key, request))
 
-    def finish(self, key: str, failed: bool = False) -> None:
-        """Note a request done (or failed); saved with the next ``commit``.
+    def finish(self, key: str, page: str | None, failed: bool = False) -> None:
+        """Note the request of ``key`` and ``page`` done (or failed); saved with the next
+        ``commit``.
 
         ``finish`` of a request whose row was not kept (see ``commit``) changes nothing.
         """
-        self._finished.append((FAILED if failed else DONE, key))
+        self._finished.append((FAILED if failed else DONE, key, page))
+
+    def add_record_key(self, key: int) -> None:
+        """Note the hash of a written record's ``unique:`` key; saved with the next ``commit``."""
+        self._record_keys.append((key,))
 
     def commit(self, output_size: int) -> None:
         """Save what was noted, with the output size that goes with it, in one transaction.
@@ -206,7 +263,12 @@ class CrawlState:
                     "values (?, ?, ?, ?, ?)",
                     rows,
                 )
-                self._db.executemany("update request set status = ? where key = ?", self._finished)
+                self._db.executemany(
+                    "update request set status = ? where key = ? and page is ?", self._finished
+                )
+                self._db.executemany(
+                    "insert or ignore into record_key (hash) values (?)", self._record_keys
+                )
                 self._set_meta("output_size", str(output_size))
                 self._set_meta("output_tail", tail)
         except (sqlite3.Error, OSError) as exc:
@@ -218,6 +280,7 @@ class CrawlState:
             ) from None
         self._added.clear()
         self._finished.clear()
+        self._record_keys.clear()
 
     def close(self) -> None:
         """Close the database file."""
@@ -237,6 +300,33 @@ class CrawlState:
         size = self._meta("output_size")
         if size is not None and not (isinstance(size, str) and size.isdigit()):
             self._damaged(f"the output size it notes is {size!r}")
+
+    def _upgrade(self) -> None:
+        """Rewrite a state of format 1 (requests keyed by URL alone) as format 2.
+
+        The rows are copied as they are, in their order: each keeps the page kind it
+        was admitted for. A state of a format this version does not know is refused.
+        """
+        found = self._meta("format")
+        if found == FORMAT:
+            return
+        if found is not None:
+            self._damaged(f"it is of format {found!r}, written by another version of scraper")
+        with self._db:
+            self._db.execute("begin")
+            self._db.execute("alter table request rename to request_1")
+            for statement in _REQUEST_TABLE.split(";"):
+                if statement.strip():
+                    self._db.execute(statement)
+            self._db.execute(
+                "insert into request (rowid, key, url, page, depth, carry, status) "
+                "select rowid, key, url, page, depth, carry, status from request_1"
+            )
+            self._db.execute("drop table request_1")
+            self._set_meta("format", FORMAT)
+        log.info(
+            "%s: upgraded to format %s (requests keyed by URL and page kind)", self.path, FORMAT
+        )
 
     def _check_output(self) -> None:
         """Refuse to resume when ``output`` is not what the last commit vouched for."""

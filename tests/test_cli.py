@@ -325,6 +325,62 @@ def test_quiet_still_names_the_pages_that_failed(
     assert "pages fetched:" not in err
 
 
+def test_verbose_help_says_what_it_logs(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["run", "--help"])
+    assert (
+        "-v, --verbose log more on stderr (INFO lines): pages where the pattern matched "
+        "nothing, links robots.txt refused, robots.txt files that could not be read, the "
+        "traceback of an internal error, where --resume starts from; not every page"
+    ) in " ".join(capsys.readouterr().out.split())
+
+
+def test_verbose_logs_pages_without_a_match_and_robots_refusals_not_every_page(
+    project: Path, site: FixtureSite, capsys: pytest.CaptureFixture[str]
+) -> None:
+    site.add("/robots.txt", "User-agent: *\nDisallow: /board?page=3\n", content_type="text/plain")
+    site.add("/board?page=2", "<h1>Closed for the holidays</h1>")
+    assert main(["run", "films", "-o", "out.jsonl", "-q", "-v"]) == 0
+    # pages are fetched in parallel: the lines come in either order
+    assert sorted(capsys.readouterr().err.splitlines()) == [
+        f"scraper: INFO: no match on {site.url('/board?page=2')} (page kind 'main')",
+        f"scraper: INFO: not fetching {site.url('/board?page=3')}: disallowed by robots.txt",
+    ]
+
+
+def test_resuming_a_finished_crawl_is_said_at_info_and_fetches_nothing(
+    project: Path, site: FixtureSite, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["run", "films", "-o", "out.jsonl", "-q", "--resume"]) == 0
+    fetched = len(site.requests)
+    assert main(["run", "films", "-o", "out.jsonl", "-q", "--resume"]) == 0
+    assert capsys.readouterr().err == ""  # normal use of --resume: no warning
+    assert main(["run", "films", "-o", "out.jsonl", "-q", "--resume", "-v"]) == 0
+    assert capsys.readouterr().err == (
+        "scraper: INFO: resuming from out.jsonl.state: 3 pages done, none pending or failed; "
+        "only start URLs not requested yet are fetched (none, if the crawl had finished)\n"
+    )
+    assert len(site.requests) == fetched
+    assert len(jsonl((project / "out.jsonl").read_text(encoding="utf-8"))) == 9
+
+
+def test_resuming_says_how_many_pages_are_done_and_left(
+    project: Path, site: FixtureSite, capsys: pytest.CaptureFixture[str]
+) -> None:
+    site.add("/board?page=2", "<h1>gone</h1>", status=404)
+    assert main(["run", "films", "-o", "out.jsonl", "-q", "--resume"]) == 1
+    capsys.readouterr()
+    serve_board(site, range(2, 3))
+    assert main(["run", "films", "-o", "out.jsonl", "-q", "--resume", "-v"]) == 0
+    assert capsys.readouterr().err == (
+        "scraper: INFO: resuming from out.jsonl.state: 2 pages done, 1 to fetch (pending or "
+        "failed), then any start URL not requested yet\n"
+        f"scraper: INFO: no robots.txt rules from {site.url('/robots.txt')} (http 404): "
+        "all allowed\n"
+    )
+    assert len(jsonl((project / "out.jsonl").read_text(encoding="utf-8"))) == 9
+
+
 def test_an_unwritable_output_exits_1(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["run", "films", "-o", "no/such/folder/out.jsonl"]) == 1
     err = capsys.readouterr().err

@@ -338,14 +338,14 @@ def _required(value: Any, page: Page) -> Any:
     return value
 
 
-class _NotFinite(ValueError):
-    pass
+class NotFiniteError(ValueError):
+    """A JSON number too large for a float (``1e999``): JSON could not write it back."""
 
 
 def _finite(text: str) -> float:
     number = float(text)
-    if not math.isfinite(number):  # 1e999: JSON has no way to write it back
-        raise _NotFinite
+    if not math.isfinite(number):
+        raise NotFiniteError(f"{text} is too large for a number")
     return number
 
 
@@ -357,19 +357,33 @@ _SURROGATE_ESCAPE = regex.compile(r"\\u[dD][89a-fA-F]")
 _SURROGATE = regex.compile("[\ud800-\udfff]")
 
 
+def load_json(text: str) -> Any:
+    """``text`` read as one JSON document, strictly, into what a record can hold.
+
+    ``ValueError`` for what is not JSON (``NaN`` and ``Infinity`` too, which Python's
+    reader takes; an int of over 4,300 digits; nesting too deep to read),
+    ``NotFiniteError`` for a number too large for a float. A lone surrogate escape
+    (``\\ud800``) is read as U+FFFD: a string holding one cannot be written.
+    """
+    try:
+        result = json.loads(text, parse_float=_finite, parse_constant=_refuse_constant)
+        if _SURROGATE_ESCAPE.search(text):  # json.loads keeps a lone one as it is
+            result = _without_lone_surrogates(result)
+    except RecursionError:
+        raise ValueError("nested too deep to read") from None
+    return result
+
+
 def _json(value: Any, page: Page) -> Any:
     if not isinstance(value, str):
         return value
     try:
-        result = json.loads(value, parse_float=_finite, parse_constant=_refuse_constant)
-    except _NotFinite:
+        return load_json(value)
+    except NotFiniteError:
         raise DropRecord("not finite") from None
-    except (ValueError, RecursionError) as exc:  # big ints and deep nesting included
+    except ValueError as exc:
         log.info("%s: a value is not JSON (%s): %.60r", _url(page), exc, value)
         raise DropRecord("not JSON") from None
-    if _SURROGATE_ESCAPE.search(value):  # json.loads keeps a lone \ud800 as it is
-        result = _without_lone_surrogates(result)
-    return result
 
 
 def _without_lone_surrogates(value: Any) -> Any:

@@ -150,6 +150,11 @@ WORDS = [
     "required",
     "unescape",
     "urljoin",
+    "paragraphs",
+    "split",
+    "findall",
+    "json",
+    "json_string",
     "sub",
     "default",
     "range",
@@ -173,6 +178,7 @@ WORDS = [
 TAGS = ["!!int ", "!!float ", "!!bool ", "!!timestamp ", "!!null ", "!!str ", "!!binary ", "!!map "]
 """Explicit tags of plain YAML: the loader allows them, so it must cope with what they build."""
 KEYS = sorted({*TOP_KEYS, *SPIDER_KEYS, *PAGE_KEYS, *SETTING_KEYS, *EXPECT_KEYS, "url", "to"})
+KEYS += ["path", "field", "carry"]  # of follow rules
 
 scalars = st.one_of(
     st.none(),
@@ -234,7 +240,9 @@ variables = mapping_of(
         scalars,
     ),
 )
-processor = st.one_of(words, mapping_of(["sub", "default", "int", "raw"], values))
+processor = st.one_of(
+    words, mapping_of(["sub", "default", "int", "raw", "split", "findall"], values)
+)
 SETTINGS = {
     **dict.fromkeys(["concurrency", "per_host", "max_bytes", "retries", "max_redirects"], small),
     **dict.fromkeys(["max_depth", "max_pages"], small),
@@ -252,20 +260,46 @@ SETTINGS = {
     ),
 }
 assert set(SETTINGS) == set(SETTING_KEYS)
+JSON_PATHS = ["", "@", ".", "a", "a.b", ".a[0]", "a[-1].b", "a[*].x", '"a.b"', "a[]"]
+JSON_PATHS += ["a..b", "a.", "a[", "a[x]", "a.0", '"a', "a b", "a.@", "[0]x", "-1", "a[1-]"]
+json_paths = st.one_of(st.sampled_from(JSON_PATHS), st.text(max_size=6))
 FOLLOW = {
     "pattern": patterns,
+    "path": json_paths,
+    "field": st.sampled_from(["a", "b", "x", "url", "_h"]),
+    "carry": some_of(st.sampled_from(["a", "b", "x", "url"])),
     "to": st.sampled_from(["main", "list", "detail", "nowhere"]),
     "flags": some_of(words),
-    "clean": mapping_of(["x", "a", "url"], some_of(processor)),
+    "clean": mapping_of(["x", "a", "url", "x, a", "*"], some_of(processor)),
 }
 PAGE = {
     "pattern": patterns,
     "flags": some_of(words),
-    "fields": some_of(st.sampled_from(["a", "b", "x", "_h", "url", "match"])),
-    "clean": mapping_of(["a", "b", "x", "url", "match"], some_of(processor)),
+    "fields": st.one_of(
+        some_of(st.sampled_from(["a", "b", "x", "_h", "url", "match"])),
+        mapping_of(["a", "b", "x", "url", "_h"], json_paths),  # a JSON page kind's paths
+    ),
+    "clean": mapping_of(["a", "b", "x", "url", "match", "a, b", "*", "a,x,a"], some_of(processor)),
     "format": mapping_of(["s", "a", "_h"], st.sampled_from(WORDS + TEMPLATES)),
-    "follow": some_of(entries(FOLLOW, required=("pattern", "to"), max_keys=2)),
+    "follow": some_of(
+        st.one_of(
+            *(
+                entries(FOLLOW, required=(source, "to"), max_keys=2)
+                for source in ("pattern", "path", "field")  # where a rule's links come from
+            )
+        )
+    ),
     "callback": words,
+    "from": patterns,
+    "items": json_paths,
+    "page_fields": entries(
+        {
+            "pattern": patterns,
+            "flags": some_of(words),
+            "clean": mapping_of(["x", "url", "_h", "x, url", "*"], some_of(processor)),
+        },
+        required=("pattern",),
+    ),
 }
 EXPECT = {
     **dict.fromkeys(["min_records", "max_records", "max_failed_pages", "max_empty_pages"], small),
@@ -285,7 +319,10 @@ SPIDER_ENTRIES = {
     "constants": mapping_of(["source", "n", "url"], values),
     "url_field": words,
     "expect": entries(EXPECT),
-    "pages": mapping_of(["main", "list", "detail"], entries(PAGE)),
+    "pages": mapping_of(
+        ["main", "list", "detail"],
+        entries({**PAGE, "constants": mapping_of(["source", "n"], values)}),
+    ),
     **PAGE,
     **SETTINGS,
 }

@@ -188,7 +188,9 @@ def _parser() -> argparse.ArgumentParser:
         help="show what a pattern does on one page",
         description="Run a pattern on one page and show the match count, the first records "
         "and the time it took; when nothing matches, the longest start of the pattern that "
-        "still matches. TARGET is a URL or a file with --pattern, or a spider's NAME.",
+        "still matches. TARGET is a URL or a file with --pattern, or a spider's NAME. The "
+        "time is one run of the pattern, the clean: processors and the follow rules on the "
+        "decoded page; fetching and decoding the page are not counted.",
     )
     trial.add_argument("target", metavar="TARGET", help="URL_OR_FILE (with --pattern) or NAME")
     trial.add_argument("--pattern", help="the regular expression to try")
@@ -205,6 +207,17 @@ def _parser() -> argparse.ArgumentParser:
     )
     trial.add_argument("--cassette", metavar="PATH", help="the cassette for --offline")
     trial.add_argument("-n", "--rows", type=int, default=10, help="records shown (default 10)")
+    trial.add_argument(
+        "--width",
+        type=_columns,
+        metavar="N",
+        help="cut values at N columns (default 40 in the table; 0: never cut)",
+    )
+    trial.add_argument(
+        "--long",
+        action="store_true",
+        help="one block per record, a field a line, values whole as the JSON output has them",
+    )
     trial.set_defaults(handler=_try)
 
     test = commands.add_parser(
@@ -374,6 +387,12 @@ def _shard(text: str) -> tuple[int, int]:
     return int(index), int(count)
 
 
+def _columns(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of columns (0: no cut)")
+    return int(text)
+
+
 def _try(args: argparse.Namespace) -> int:
     from scraper.cassette import cassette_transport, default_cassette
     from scraper.spec import CrawlSettings, load_spiders
@@ -412,7 +431,7 @@ def _try(args: argparse.Namespace) -> int:
                 )
             page = load_page(source, spider.settings, transport)
         trial = run_trial(page, page_spec, spider)
-    print(trial.report(args.rows))
+    print(trial.report(args.rows, args.width, args.long))
     return EXIT_OK if trial.extraction.records else EXIT_FAILURES
 
 

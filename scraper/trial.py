@@ -8,6 +8,7 @@ matches somewhere, which is where the pattern and the page part ways.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 import unicodedata
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING
 import regex
 
 from scraper.errors import FetchError, ScraperError
-from scraper.extract import Extraction, ExtractTimeout, extract
+from scraper.extract import Extraction, ExtractTimeout, PageFailed, extract
 from scraper.fetch import Fetcher, decode
 from scraper.models import Page, Request
 from scraper.pagespec import FLAGS, WHOLE_MATCH_FIELD, PageSpec, caret, flag_value
@@ -31,6 +32,12 @@ PREFIX_SEARCH_TIMEOUT = 0.2
 PREFIX_SEARCH_BUDGET = 5.0
 """Seconds the search for the longest matching start of a pattern may take in all."""
 
+TABLE_WIDTH = 40
+"""Display columns a value takes in the table unless ``--width`` says otherwise."""
+
+TIME_COVERS = "(pattern, clean:, follow rules; not fetching or decoding)"
+"""What the time ``scraper try`` prints covers: one run of ``extract`` on the page."""
+
 
 @dataclass(frozen=True)
 class Trial:
@@ -41,18 +48,28 @@ class Trial:
     extraction: Extraction
     seconds: float
 
-    def report(self, rows: int) -> str:
-        """What ``scraper try`` prints: counts, time, the first ``rows`` records, links."""
+    def report(self, rows: int, width: int | None = None, long: bool = False) -> str:
+        """What ``scraper try`` prints: counts, time, the first ``rows`` records, links.
+
+        Records are a table of values cut to ``width`` display columns (default
+        40), or with ``long`` one block each, values whole as JSON writes them
+        (cut only when ``width`` is given). 0 cuts nothing.
+        """
         page, records = self.page, self.extraction.records
         dropped = sum(self.extraction.dropped.values())
         lines = [
-            f"{len(records) + dropped} matches ({dropped} dropped) in "
-            f"{self.seconds * 1000:.2f} ms on {page.url} "
+            f"{len(records) + dropped} {'items' if self.page_spec.json else 'matches'} "
+            f"({dropped} dropped) in "
+            f"{self.seconds * 1000:.2f} ms {TIME_COVERS} on {page.url} "
             f"({len(page.text):,} characters, {page.encoding})"
         ]
         lines += [f"  dropped {n}: {reason}" for reason, n in self.extraction.dropped.most_common()]
         if records:
-            lines += ["", format_table(records[:rows])]
+            if long:
+                lines += ["", format_blocks(records[:rows], width or 0)]
+            else:
+                table_width = TABLE_WIDTH if width is None else width
+                lines += ["", format_table(records[:rows], table_width)]
             if len(records) > rows:
                 lines.append(f"... {len(records) - rows} more")
         elif self.page_spec.pattern is not None and not dropped:
@@ -153,6 +170,10 @@ def run_trial(page: Page, page_spec: PageSpec, spider: SpiderSpec) -> Trial:
             f"{page.url}: one of them backtracks too much; make its repeats more specific "
             "(e.g. [^<]* instead of .*)."
         ) from None
+    except PageFailed as failed:  # as in a run, the page fails: exit status 1
+        error = ScraperError(f"{page.url}: {failed.detail}.")
+        error.exit_code = 1
+        raise error from None
     return Trial(page, page_spec, extraction, time.perf_counter() - started)
 
 
@@ -188,8 +209,23 @@ def longest_matching_prefix(pattern: regex.Pattern[str], text: str) -> tuple[int
     return 0, None
 
 
-def format_table(records: list[dict[str, object]], width: int = 40) -> str:
-    """Records as a plain text table, values cut to ``width`` characters."""
+def format_blocks(records: list[dict[str, object]], width: int = 0) -> str:
+    """Records one block each, a field a line, values as JSON writes them (so a line
+    break shows as ``\\n`` and a string in quotes), cut to ``width`` columns unless 0."""
+    blocks = []
+    for number, record in enumerate(records, 1):
+        names = max((_width(name) for name in record), default=0)
+        lines = [f"record {number}:"]
+        for name, value in record.items():
+            shown = _cut(json.dumps(value, ensure_ascii=False), width)
+            lines.append(f"  {name}:{' ' * (names - _width(name))}  {shown}")
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks)
+
+
+def format_table(records: list[dict[str, object]], width: int = TABLE_WIDTH) -> str:
+    """Records as a plain text table, values on one line, cut to ``width`` display
+    columns (0: not cut)."""
     columns = list(dict.fromkeys(name for record in records for name in record))
     rows = [columns] + [[_cell(record.get(n), width) for n in columns] for record in records]
     widths = [max(_width(row[i]) for row in rows) for i in range(len(columns))]
@@ -208,9 +244,15 @@ def _width(text: str) -> int:
 
 
 def _cell(value: object, width: int) -> str:
-    text = " ".join(("null" if value is None else str(value)).split())
-    if _width(text) <= width:
+    shown = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    return _cut(" ".join(shown.split()), width)
+
+
+def _cut(text: str, width: int) -> str:
+    """``text`` cut to ``width`` display columns, ending in "…" when cut; 0: whole."""
+    if not width or _width(text) <= width:
         return text
+    text = text[:width]  # every character takes a column at least: the rest is cut anyway
     while _width(text) > width - 1:
         text = text[:-1]
     return text + "…"

@@ -18,7 +18,7 @@ from tests.server import FixtureSite
 from tests.test_cli import ROOT, film_page, write_spiders
 
 FILM = r'<li class="film"><span class="name">(?P<title>[^<]*)</span>\s*<b>(?P<score>[\d.]+)</b>'
-TIME = r"in \d+\.\d\d ms"
+TIME = r"in \d+\.\d\d ms \(pattern, clean:, follow rules; not fetching or decoding\)"
 
 # The board page, one film a line: line 1 is the doctype, the films are on lines 4 to 6.
 BOARD_LINES = film_page(1).splitlines()
@@ -140,6 +140,124 @@ def test_try_an_unreadable_file_exits_2(tmp_path: Path, capsys: pytest.CaptureFi
         f"scraper: error: cannot read {tmp_path / 'nope.html'}: No such file or directory. "
         "Give a URL (http:// or https://) or a file.\n"
     )
+
+
+# -- seeing whole values: --width and --long -------------------------------------------------
+
+PLOT = "A harbour town, a stranger and the storm that keeps him there\nfor one long winter."
+FILM_PAGE = (
+    f'<div class="film"><h2>海镇来客</h2><p>{PLOT}</p><i>drama, romance</i></div>\n'
+    '<div class="film"><h2>星港谣</h2><p>Short.</p></div>\n'
+)
+FILM_SPIDER = r"""
+spiders:
+  films:
+    start: https://example.com/films
+    pattern: '<h2>(?P<title>[^<]*)</h2><p>(?P<plot>.*?)</p>(?:<i>(?P<tags>[^<]*)</i>)?'
+    flags: [DOTALL]
+    clean: {tags: {split: ','}}
+"""
+
+
+@pytest.fixture
+def film_spider(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A spider file in the current folder, and its page as ``films.html``."""
+    (tmp_path / "spiders.yaml").write_text(FILM_SPIDER.lstrip(), encoding="utf-8")
+    (tmp_path / "films.html").write_text(FILM_PAGE, encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def test_the_table_cuts_values_at_40_columns_by_default(
+    film_spider: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["try", "films", "--url", "films.html"]) == 0
+    assert capsys.readouterr().out.splitlines()[2:] == [
+        "title     plot                                      tags",
+        "--------  ----------------------------------------  --------------------",
+        '海镇来客  A harbour town, a stranger and the stor…  ["drama", "romance"]',
+        "星港谣    Short.                                    null",
+    ]
+
+
+def test_width_0_shows_values_whole_in_the_table(
+    film_spider: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["try", "films", "--url", "films.html", "--width", "0", "-n", "1"]) == 0
+    whole = " ".join(PLOT.split())  # a table row is one line
+    assert capsys.readouterr().out.splitlines()[4] == (f'海镇来客  {whole}  ["drama", "romance"]')
+
+
+def test_width_n_cuts_values_at_n_display_columns(
+    film_spider: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["try", "films", "--url", "films.html", "--width", "7"]) == 0
+    assert capsys.readouterr().out.splitlines()[2:] == [
+        "title    plot     tags",
+        "-------  -------  -------",
+        '海镇来…  A harb…  ["dram…',
+        "星港谣   Short.   null",
+    ]
+
+
+def test_long_shows_each_record_as_a_block_of_whole_json_values(
+    film_spider: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["try", "films", "--url", "films.html", "--long"]) == 0
+    out = capsys.readouterr().out
+    assert re.fullmatch(
+        rf"2 matches \(0 dropped\) {TIME} on {re.escape((film_spider / 'films.html').as_uri())} "
+        rf"\({len(FILM_PAGE)} characters, utf-8\)",
+        out.splitlines()[0],
+    )
+    assert out.splitlines()[1:] == [
+        "",
+        "record 1:",
+        '  title:  "海镇来客"',
+        '  plot:   "A harbour town, a stranger and the storm that keeps him there\\nfor one '
+        'long winter."',
+        '  tags:   ["drama", "romance"]',
+        "",
+        "record 2:",
+        '  title:  "星港谣"',
+        '  plot:   "Short."',
+        "  tags:   null",
+    ]
+
+
+def test_long_with_width_cuts_and_says_how_many_more(
+    film_spider: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["try", "films", "--url", "films.html", "--long", "--width", "12", "-n", "1"]) == 0
+    assert capsys.readouterr().out.splitlines()[1:] == [
+        "",
+        "record 1:",
+        '  title:  "海镇来客"',
+        '  plot:   "A harbour …',
+        '  tags:   ["drama", "…',
+        "... 1 more",
+    ]
+
+
+@pytest.mark.parametrize("width", ["-1", "wide"])
+def test_a_width_that_is_not_a_count_exits_2(
+    film_spider: Path, width: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["try", "films", "--url", "films.html", f"--width={width}"])
+    assert exited.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"scraper try: error: argument --width: {width!r} is not a number of columns (0: no cut)"
+    )
+
+
+def test_the_help_says_what_the_time_covers(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["try", "--help"])
+    assert (
+        "The time is one run of the pattern, the clean: processors and the follow rules on "
+        "the decoded page; fetching and decoding the page are not counted."
+    ) in " ".join(capsys.readouterr().out.split())
 
 
 # -- with a spider NAME ---------------------------------------------------------------------

@@ -492,7 +492,10 @@ def _joined(make_list: Processor) -> Processor:
         items: list[Any] = []
         for item in value:
             made = make_list(item, page)
-            items.extend(made) if isinstance(made, list) else items.append(made)
+            if isinstance(made, list):
+                items.extend(made)
+            else:  # null, or an item of a kind it does not cut
+                items.append(made)
         return items
 
     return joined

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from scraper.callbacks import Callback
 from scraper.errors import FetchError, OutputError
 from scraper.export import RecordSink
-from scraper.extract import Extraction, ExtractTimeout, extract
+from scraper.extract import Extraction, ExtractTimeout, PageFailed, extract
 from scraper.fetch import Fetcher
 from scraper.frontier import Frontier
 from scraper.hosts import HostSlots
@@ -371,6 +371,8 @@ class Crawler:
                 f"the patterns took over {self.settings.extract_timeout}s (extract_timeout); "
                 f"stopped in {timeout.args[0]!r}",
             )
+        except PageFailed as failed:  # the page is not what its kind reads (not JSON)
+            return _Failure(failed.reason, failed.detail)
         except BaseException as exc:
             if callback is None:
                 raise  # not the user's code: the page fails as an internal error

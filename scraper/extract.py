@@ -19,12 +19,31 @@ value that ``int``/``float`` cannot read); dropped records are counted by
 used by ``format:`` but are not written. Constant fields, the page URL
 (``url_field``) and fields carried from the linking page are added last.
 
+A JSON page kind (``spec.json``) takes its records from JSON instead: the page
+body, or every match of its ``from:`` pattern (the group holding the JSON), is
+parsed with the standard ``json`` module (NaN and Infinity refused); a page that
+is not JSON fails alone as ``not JSON``, with the line, column and character of
+the fault in the page. ``items:`` leads to the list of records in it (an object
+there is one record; nothing there, none), and each field's path is read in one
+item (``None`` where the item lacks it). Values keep their JSON types; strings
+are stripped as above, then ``format:`` and ``clean:`` run as on matches. A
+large JSON page is never parsed on the event loop: the first, short try sends it
+to a worker thread (``ExtractTimeout``), since a parse cannot be interrupted.
+
+``page_fields:`` is a pattern run once on the page (its first match); its named
+groups, stripped and cleaned, are added to every record of the page (``None``
+when it does not match; the records' own fields win). A processor that drops
+the value drops every record of the page, counted by the same reason.
+
 Follow rules are applied to the same page: each match gives a link, made
 absolute against the page (see ``Page.urljoin``) and without its fragment,
 sent to the rule's page kind with the rule's other named groups carried along.
 A callback's ``Request`` goes, unless it names a page kind, to the kind of the
 page that yielded it. The spider's ``only``/``skip`` filters are decided here,
-so the frontier only admits. Links that go nowhere are counted in
+so the frontier only admits. A rule by ``path:`` takes its links from the JSON
+documents of the page, one by ``field:`` from that field of each record (with
+the fields it ``carry``s); a list there gives a link per string in it, a value
+that is no string a ``bad url``. Links that go nowhere are counted in
 ``Extraction.skipped``, never fail the page: ``bad url`` (it cannot be parsed
 into a URL), ``not in only``, ``skip``, ``filter timeout`` (see below) and,
 for a callback's ``Request``, ``link not JSON`` (a carry JSON cannot store).
@@ -34,8 +53,9 @@ yield anything: a record that JSON cannot store as it is (a set, bytes, an
 object, a non-string key, a circular or too deep value, a lone surrogate, an
 int too long to print) is dropped as ``FIELD: not JSON (WHAT)`` (``record not
 JSON (WHAT)`` for a bad key), a NaN or infinity as ``FIELD: not finite``.
-Records built from patterns are not checked: their processors give only
-strings, numbers and ``None``.
+Records built from patterns and JSON are not checked here: their values are
+what JSON can hold (a lone surrogate from a ``\\ud800`` escape is left to the
+writer, which leaves such a record out).
 
 Every regex runs under the spider's ``extract_timeout`` for the whole page, the
 ``sub`` processors of its fields and the ``only``/``skip`` filters of its links
@@ -50,24 +70,45 @@ the whole budget.
 
 from __future__ import annotations
 
+import json
+import logging
 import math
 import re
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
-from urllib.parse import urldefrag, urlsplit
+from urllib.parse import urldefrag, urljoin, urlsplit
 
 import regex
 
 from scraper.fields import PATTERN_DEADLINE, DropRecord, Processor
 from scraper.models import Page, Record, Request
+from scraper.pagespec import JsonSource, PageFields
 from scraper.spec import CrawlSettings, FollowRule, PageSpec, SpiderSpec
+
+log = logging.getLogger("scraper")
+
+INLINE_JSON_CHARS = 256 * 1024
+"""Largest JSON page parsed on the event loop's short try (a few ms); a larger one is
+parsed in a worker thread, as ``json.loads`` cannot be stopped once started."""
 
 
 class ExtractTimeout(Exception):
     """A page's patterns ran past the spider's ``extract_timeout``."""
+
+
+class PageFailed(Exception):
+    """The page cannot be extracted as its kind says (``not JSON``); it fails alone.
+
+    ``reason`` is counted in the crawl's stats, ``detail`` logged with the URL.
+    """
+
+    def __init__(self, reason: str, detail: str) -> None:
+        self.reason = reason
+        self.detail = detail
+        super().__init__(f"{reason}: {detail}")
 
 
 @dataclass
@@ -102,12 +143,21 @@ def extract(
     settings = spider.settings
     budget = settings.extract_timeout if timeout is None else timeout
     final = budget >= settings.extract_timeout  # a shorter try is run again when it runs out
+    if spec.json is not None and not final and len(page.text) > INLINE_JSON_CHARS:
+        raise ExtractTimeout(f"a JSON page of {len(page.text):,} characters")
     started = time.monotonic()
     deadline = started + budget
     result = Extraction()
+    stated: Record | None = None
+    unstated = ""  # why page_fields drop every record of the page
     token = PATTERN_DEADLINE.set(deadline)
     try:
         links = _match(page, spec, result, deadline, concurrent)
+        if spec.page_fields is not None:
+            try:
+                stated = _stated(page, spec.page_fields, deadline, concurrent)
+            except DropRecord as drop:
+                unstated = drop.reason
     except TimeoutError as exc:  # a sub: processor ran past the deadline
         raise ExtractTimeout(str(exc)) from None
     finally:
@@ -138,14 +188,18 @@ def extract(
                 )
         deadline = time.monotonic() + max(left, 0.0)
         result.requests += _filtered(links, settings, result.skipped, deadline, True, concurrent)
-    _finish(result.records, page, spider)
+    if unstated and result.records:
+        result.dropped[unstated] += len(result.records)
+        result.records = []
+    _finish(result.records, page, spider, spec, stated)
     return result
 
 
 def _match(
     page: Page, spec: PageSpec, result: Extraction, deadline: float, concurrent: bool
 ) -> list[Request]:
-    """The page kind's pattern and follow rules: records into ``result``; the links."""
+    """The page kind's pattern (or JSON) and follow rules: records into ``result``; the links."""
+    documents: Sequence[Any] = ()
     if spec.pattern is not None:
         build = _builder(spec)
         for match in _finditer(spec.pattern, page.text, deadline, concurrent):
@@ -155,8 +209,15 @@ def _match(
                 result.dropped[drop.reason] += 1
                 continue
             result.records.append(record)
+    elif spec.json is not None:
+        documents = _json_documents(page, spec.json, deadline, concurrent)
+        if spec.fields:
+            _json_records(page, spec, documents, result)
     links: list[Request] = []
     for rule in spec.follow:
+        if rule.pattern is None:
+            _value_links(page, spec, rule, documents, result, links)
+            continue
         for match in _finditer(rule.pattern, page.text, deadline, concurrent):
             href = match.group(rule.url_group)
             if not href:
@@ -176,11 +237,116 @@ def _match(
     return links
 
 
-def _absolute(page: Page, href: str) -> str | None:
-    """``href`` made absolute against ``page``, without its fragment; ``None`` when it
-    cannot be parsed into a URL (``http://[oops/``, a port that is no number)."""
+def _json_documents(page: Page, source: JsonSource, deadline: float, concurrent: bool) -> list[Any]:
+    """The JSON of a page: its body, or what each match of ``from:`` captures."""
+    if source.from_pattern is None:
+        return [_parse_json(page.text, page.text, 0, "")]
+    documents = []
+    for match in _finditer(source.from_pattern, page.text, deadline, concurrent):
+        captured = match.group(source.from_group)
+        if captured is not None:
+            start = match.start(source.from_group)
+            documents.append(_parse_json(captured, page.text, start, ", in what from: captured"))
+    return documents
+
+
+def _parse_json(text: str, page_text: str, start: int, where: str) -> Any:
+    """``text`` (found at ``start`` in ``page_text``) parsed; ``PageFailed`` if not JSON,
+    saying where in the page (``where``: what part of it)."""
     try:
-        url, _ = urldefrag(page.urljoin(href))
+        return json.loads(text, parse_constant=_not_a_number)
+    except json.JSONDecodeError as exc:
+        position = start + exc.pos
+        line = page_text.count("\n", 0, position) + 1
+        column = position - page_text.rfind("\n", 0, position)
+        detail = f"{exc.msg} at line {line}, column {column} (char {position})"
+    except ValueError as exc:  # NaN, Infinity; an int of over 4,300 digits
+        detail = str(exc)
+    except RecursionError:
+        detail = "arrays or objects nest too deeply to read"
+    raise PageFailed("not JSON", f"not JSON: {detail}{where}")
+
+
+def _not_a_number(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _json_records(page: Page, spec: PageSpec, documents: Sequence[Any], result: Extraction) -> None:
+    """One record per item of each document, into ``result``."""
+    assert spec.json is not None
+    build = _builder(spec)
+    for document in documents:
+        items = spec.json.items(document)
+        if items is None:
+            continue
+        for item in items if type(items) is list else (items,):
+            try:
+                record = build(item, page)
+            except DropRecord as drop:
+                result.dropped[drop.reason] += 1
+                continue
+            result.records.append(record)
+
+
+def _value_links(
+    page: Page,
+    spec: PageSpec,
+    rule: FollowRule,
+    documents: Sequence[Any],
+    result: Extraction,
+    links: list[Request],
+) -> None:
+    """The links of a rule by ``path:`` (in each document) or ``field:`` (of each record)."""
+    carry = page.request.carry
+    found: list[tuple[Any, Mapping[str, Any]]]
+    if rule.path is not None:
+        found = [(rule.path(document), carry) for document in documents]
+    else:
+        found = [
+            (record.get(rule.record_field or ""), {**carry, **{n: record[n] for n in rule.carry}})
+            for record in result.records
+        ]
+    html_text = spec.json is None  # a pattern's capture is HTML, with &amp; and the like
+    for value, carried in found:
+        for href in value if type(value) is list else (value,):
+            if href is None or href == "":
+                continue
+            url = _absolute(page, href, html_text) if isinstance(href, str) else None
+            if url is None:
+                result.skipped["bad url"] += 1
+                continue
+            links.append(Request(url, rule.to, page.request.depth + 1, carried))
+
+
+def _stated(page: Page, spec: PageFields, deadline: float, concurrent: bool) -> Record:
+    """The values ``page_fields:`` states once on the page, cleaned (all ``None`` when its
+    pattern does not match, said at -v)."""
+    remaining = deadline - time.monotonic()
+    if remaining <= 0:
+        raise ExtractTimeout(spec.pattern.pattern)
+    try:
+        match = spec.pattern.search(page.text, timeout=remaining, concurrent=concurrent)
+    except TimeoutError:
+        raise ExtractTimeout(spec.pattern.pattern) from None
+    if match is None:
+        log.info("page_fields: no match on %s, so its fields are null", page.url)
+    values = {}
+    for name in spec.names:  # null too goes through clean:, for default: and required
+        value = None if match is None else match.group(name)
+        if name not in spec.raw_fields:
+            value = _clean_text(value)
+        values[name] = _process(name, value, spec.clean.get(name, ()), page)
+    return values
+
+
+def _absolute(page: Page, href: str, html_text: bool = True) -> str | None:
+    """``href`` made absolute against ``page``, without its fragment; ``None`` when it
+    cannot be parsed into a URL (``http://[oops/``, a port that is no number).
+
+    ``html_text``: ``href`` is as written in HTML, so entities are decoded first."""
+    try:
+        joined = page.urljoin(href) if html_text else urljoin(page.base_url, href.strip())
+        url, _ = urldefrag(joined)
         _ = urlsplit(url).port  # reading the port is what raises for a bad one
     except ValueError:
         return None
@@ -271,23 +437,33 @@ def _compile_builder(spec: PageSpec) -> RecordBuilder:
     Building a record is the per-match hot path; a function generated from the
     spec (as ``dataclasses`` generates ``__init__``) does only what this page
     kind needs, with no loops over settings, and costs half of a generic one.
-    Its steps are those of the module docstring: fetch the groups, strip,
-    ``format:``, ``clean:``, leave out helper fields.
+    Its steps are those of the module docstring: fetch the groups (or, on a JSON
+    page kind, read the fields' paths in the item), strip, ``format:``,
+    ``clean:``, leave out helper fields.
     """
     names = {name: f"v{i}" for i, name in enumerate((*spec.fields, *spec.formats))}
     scope: dict[str, Any] = {"DropRecord": DropRecord}
-    assert spec.pattern is not None
-    numbers = [spec.pattern.groupindex[g] if isinstance(g, str) else g for g in spec.group_index]
     targets = ", ".join(names[f] for f in spec.fields)
-    if 0 in numbers:  # the whole match: the one field of a group-less pattern
-        lines = [f"    {targets}, = match.group(0),"]
-    else:  # match.groups() is one call; regex's group(name, ...) costs ~0.8 µs a name
-        picked = ", ".join(f"groups[{n - 1}]" for n in numbers)
-        lines = ["    groups = match.groups()", f"    {targets}, = {picked},"]
+    if spec.json is not None:
+        lines = []
+        for index, name in enumerate(spec.fields):
+            scope[f"J{index}"] = spec.json.fields[name]
+            lines.append(f"    {names[name]} = J{index}(match)")
+        strip = "if type({0}) is str: {0} = {0}.strip()"  # JSON values need not be text
+    else:
+        assert spec.pattern is not None
+        numbers = [
+            spec.pattern.groupindex[g] if isinstance(g, str) else g for g in spec.group_index
+        ]
+        if 0 in numbers:  # the whole match: the one field of a group-less pattern
+            lines = [f"    {targets}, = match.group(0),"]
+        else:  # match.groups() is one call; regex's group(name, ...) costs ~0.8 µs a name
+            picked = ", ".join(f"groups[{n - 1}]" for n in numbers)
+            lines = ["    groups = match.groups()", f"    {targets}, = {picked},"]
+        strip = "if {0} is not None: {0} = {0}.strip()"
     for name in spec.fields:
         if name not in spec.raw_fields:
-            var = names[name]
-            lines.append(f"    if {var} is not None: {var} = {var}.strip()")
+            lines.append("    " + strip.format(names[name]))
     for index, (name, (template, used)) in enumerate(spec.formats.items()):
         scope[f"T{index}"] = template
         missing = " and ".join(f"{names[u]} is None" for u in used) or "False"
@@ -406,14 +582,21 @@ def _value_problem(value: object, parents: set[int]) -> str | None:
     return None
 
 
-def _finish(records: list[Record], page: Page, spider: SpiderSpec) -> None:
+def _finish(
+    records: list[Record], page: Page, spider: SpiderSpec, spec: PageSpec, stated: Record | None
+) -> None:
+    """Add to each record what it did not capture: carried fields and ``page_fields``
+    (where the record has no such field), then constants and ``url_field`` (over it)."""
     carry = page.request.carry
-    if not (carry or spider.constants or spider.url_field):
+    constants = {**spider.constants, **spec.constants} if spec.constants else spider.constants
+    if not (carry or stated or constants or spider.url_field):
         return
     for index, record in enumerate(records):
         merged = dict(carry)
+        if stated:
+            merged.update(stated)
         merged.update(record)
-        merged.update(spider.constants)
+        merged.update(constants)
         if spider.url_field:
             merged[spider.url_field] = page.url
         records[index] = merged

@@ -29,8 +29,15 @@ import yaml
 
 from scraper.errors import Location, SpecError, SpiderNotFound
 from scraper.expect import Expectations, read_expectations
-from scraper.pagespec import PAGE_KEYS, FollowRule, PageReader, PageSpec, unknown_page
-from scraper.yamlnodes import Entries, close_match, compose
+from scraper.pagespec import (
+    NAMED_PAGE_KEYS,
+    PAGE_KEYS,
+    FollowRule,
+    PageReader,
+    PageSpec,
+    unknown_page,
+)
+from scraper.yamlnodes import Entries, close_match, compose, did_you_mean
 
 __all__ = [
     "CrawlSettings",
@@ -150,6 +157,32 @@ class StartTemplate:
             yield (urlsplit(self.template.format(**filled)).hostname or "").lower()
 
 
+def _record_fields(spider: SpiderSpec, kind: str) -> tuple[str, ...] | None:
+    """The fields records of page kind ``kind`` have (``None``: it writes no records):
+    its own, its page's values and constants, the spider's constants and url_field,
+    and what follow rules carry to it, from page to page."""
+    page = spider.pages[kind]
+    if page.pattern is None and page.json is None:
+        return None
+    names = [n for n in (*page.fields, *page.formats) if n not in page.hidden_fields]
+    if page.page_fields is not None:
+        names += page.page_fields.names
+    names += [*page.constants, *spider.constants]
+    if spider.url_field is not None:
+        names.append(spider.url_field)
+    carried: dict[str, set[str]] = {name: set() for name in spider.pages}
+    changed = True
+    while changed:  # a carry goes on with each link followed: up to a fixed point
+        changed = False
+        for source, source_page in spider.pages.items():
+            for rule in source_page.follow:
+                more = (set(rule.carry) | carried[source]) - carried[rule.to]
+                if more:
+                    carried[rule.to] |= more
+                    changed = True
+    return tuple(dict.fromkeys([*names, *sorted(carried[kind])]))
+
+
 def _product(sequences: list[Sequence[Any]]) -> Iterator[tuple[Any, ...]]:
     """``itertools.product`` without copying its inputs (ranges stay lazy) or recursing."""
     if any(len(values) == 0 for values in sequences):
@@ -206,6 +239,9 @@ class SpiderSpec:
     url_field: str | None = None
     expect: Expectations = field(default_factory=lambda: Expectations())
     location: Location | None = None
+    unique: tuple[str, ...] = ()
+    """Fields whose values a record may not share with one written before, for the page
+    kinds that set no ``unique`` of their own."""
 
     @property
     def first_page(self) -> str:
@@ -233,7 +269,16 @@ class SpiderFile:
 
 
 SETTING_KEYS = tuple(f.name for f in fields(CrawlSettings))
-SPIDER_KEYS = ("description", "start", "vars", "pages", "constants", "url_field", "expect")
+SPIDER_KEYS = (
+    "description",
+    "start",
+    "vars",
+    "pages",
+    "constants",
+    "url_field",
+    "unique",
+    "expect",
+)
 TOP_KEYS = ("defaults", "spiders")
 
 
@@ -383,7 +428,9 @@ class _SpecReader(PageReader):
             if not page_nodes:
                 raise self.error(entries["pages"][1], f"{where}: pages is empty.")
             for page_name, (_, page_node) in page_nodes.items():
-                page_entries = self.mapping(page_node, f"{where}, page {page_name!r}", PAGE_KEYS)
+                page_entries = self.mapping(
+                    page_node, f"{where}, page {page_name!r}", NAMED_PAGE_KEYS
+                )
                 pages[page_name] = self.page(
                     page_name, page_entries, f"{where}, page {page_name!r}"
                 )
@@ -414,7 +461,10 @@ class _SpecReader(PageReader):
         expect = Expectations()
         if "expect" in entries:
             expect = read_expectations(self, entries["expect"][1], f"{where}: expect")
-        return SpiderSpec(
+        unique: tuple[str, ...] = ()
+        if "unique" in entries:
+            unique, self.unique_nodes[""] = self.unique(entries["unique"][1], f"{where}: unique")
+        spider = SpiderSpec(
             name=name,
             description=description,
             start=start,
@@ -424,7 +474,47 @@ class _SpecReader(PageReader):
             url_field=url_field,
             expect=expect,
             location=self.location(key_node.start_mark),
+            unique=unique,
         )
+        self.check_unique(spider, where, inline="pages" not in entries)
+        return spider
+
+    def check_unique(self, spider: SpiderSpec, where: str, inline: bool) -> None:
+        """Refuse a ``unique:`` field that the records of a page kind it applies to lack.
+
+        Not checked when a page kind has a callback: its records, and the fields its
+        requests carry to any page kind, are known only when it runs.
+        """
+        nodes, self.unique_nodes = self.unique_nodes, {}
+        if not nodes or any(page.callback for page in spider.pages.values()):
+            return
+        for kind, page in spider.pages.items():
+            own = kind in nodes
+            fields = page.unique if page.unique is not None else spider.unique
+            if not fields:
+                continue
+            has = _record_fields(spider, kind)
+            if has is None:  # a page kind that writes no records
+                if own:
+                    raise self.error(
+                        nodes[kind][0],
+                        f"{where}, page {kind!r}: unique: the page kind writes no records "
+                        "(it has no pattern and no JSON fields); remove unique here.",
+                    )
+                continue
+            for name, node in zip(fields, nodes[kind if own else ""], strict=True):
+                if name not in has:
+                    whose = (
+                        f"{where}, page {kind!r}: unique names field {name!r}, which its records"
+                        if own and not inline
+                        else f"{where}: unique names field {name!r}, which "
+                        + ("its records" if inline else f"the records of page kind {kind!r}")
+                    )
+                    raise self.error(
+                        node,
+                        f"{whose} do not have (they have: {', '.join(has) or 'nothing'})"
+                        f"{did_you_mean(name, has)}.",
+                    )
 
     def start(
         self,

@@ -21,8 +21,9 @@ used by ``format:`` but are not written. Constant fields, the page URL
 
 A JSON page kind (``spec.json``) takes its records from JSON instead: the page
 body, or every match of its ``from:`` pattern (the group holding the JSON), is
-parsed with the standard ``json`` module (NaN and Infinity refused); a page that
-is not JSON fails alone as ``not JSON``, with the line, column and character of
+read by ``scraper.fields.load_json``, as strictly as by the ``json`` processor
+(NaN, Infinity and ``1e999`` refused); a page that is not JSON fails alone as
+``not JSON``, with the line, column and character of
 the fault in the page. ``items:`` leads to the list of records in it (an object
 there is one record; nothing there, none), and each field's path is read in one
 item (``None`` where the item lacks it). Values keep their JSON types; strings
@@ -54,8 +55,7 @@ object, a non-string key, a circular or too deep value, a lone surrogate, an
 int too long to print) is dropped as ``FIELD: not JSON (WHAT)`` (``record not
 JSON (WHAT)`` for a bad key), a NaN or infinity as ``FIELD: not finite``.
 Records built from patterns and JSON are not checked here: their values are
-what JSON can hold (a lone surrogate from a ``\\ud800`` escape is left to the
-writer, which leaves such a record out).
+what JSON can hold (a lone surrogate escape in JSON is read as U+FFFD).
 
 Every regex runs under the spider's ``extract_timeout`` for the whole page, the
 ``sub`` processors of its fields and the ``only``/``skip`` filters of its links
@@ -83,7 +83,7 @@ from urllib.parse import urldefrag, urljoin, urlsplit
 
 import regex
 
-from scraper.fields import PATTERN_DEADLINE, DropRecord, Processor
+from scraper.fields import PATTERN_DEADLINE, DropRecord, Processor, load_json
 from scraper.models import Page, Record, Request
 from scraper.pagespec import JsonSource, PageFields
 from scraper.spec import CrawlSettings, FollowRule, PageSpec, SpiderSpec
@@ -254,21 +254,15 @@ def _parse_json(text: str, page_text: str, start: int, where: str) -> Any:
     """``text`` (found at ``start`` in ``page_text``) parsed; ``PageFailed`` if not JSON,
     saying where in the page (``where``: what part of it)."""
     try:
-        return json.loads(text, parse_constant=_not_a_number)
+        return load_json(text)
     except json.JSONDecodeError as exc:
         position = start + exc.pos
         line = page_text.count("\n", 0, position) + 1
         column = position - page_text.rfind("\n", 0, position)
         detail = f"{exc.msg} at line {line}, column {column} (char {position})"
-    except ValueError as exc:  # NaN, Infinity; an int of over 4,300 digits
+    except ValueError as exc:  # NaN, 1e999, an int of over 4,300 digits, nesting too deep
         detail = str(exc)
-    except RecursionError:
-        detail = "arrays or objects nest too deeply to read"
     raise PageFailed("not JSON", f"not JSON: {detail}{where}")
-
-
-def _not_a_number(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON number")
 
 
 def _json_records(page: Page, spec: PageSpec, documents: Sequence[Any], result: Extraction) -> None:

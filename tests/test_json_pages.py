@@ -259,13 +259,14 @@ def test_format_builds_fields_from_json_values() -> None:
     ("text", "detail"),
     [
         ("", "not JSON: Expecting value at line 1, column 1 (char 0)"),
-        ('{"a": NaN}', "not JSON: NaN is not a JSON number"),
-        ("[1, -Infinity]", "not JSON: -Infinity is not a JSON number"),
-        ("[" * 100_000 + "]" * 100_000, "not JSON: arrays or objects nest too deeply to read"),
+        ('{"a": NaN}', "not JSON: NaN is not JSON"),
+        ("[1, -Infinity]", "not JSON: -Infinity is not JSON"),
+        ("[1e999]", "not JSON: 1e999 is too large for a number"),
+        ("[" * 100_000 + "]" * 100_000, "not JSON: nested too deep to read"),
         ("<html>oops</html>", "not JSON: Expecting value at line 1, column 1 (char 0)"),
         ('{"a": 1}\n{"a": 2}', "not JSON: Extra data at line 2, column 1 (char 9)"),
     ],
-    ids=["empty", "nan", "infinity", "deep", "html", "two-documents"],
+    ids=["empty", "nan", "infinity", "too-large", "deep", "html", "two-documents"],
 )
 def test_what_is_not_json_fails_the_page_saying_why(text: str, detail: str) -> None:
     from scraper.extract import PageFailed
@@ -546,3 +547,11 @@ def test_inline_json_spider_loads_with_spider_constants(caplog: pytest.LogCaptur
     page = make_page('{"rows": [{"a": 1}]}', "https://a.example/")
     with caplog.at_level(logging.INFO, logger="scraper"):
         assert extract(page, spider.pages["main"], spider).records == [{"a": 1, "src": "a"}]
+
+
+def test_a_lone_surrogate_escape_is_read_as_a_replacement_character() -> None:
+    # JSON allows "\ud800" alone; no UTF-8 output can hold it, so the record keeps U+FFFD.
+    assert run_json("fields: {a: a}", r'[{"a": "x\ud800y"}, {"a": "\ud83d\ude00"}]') == [
+        {"a": "x\ufffdy"},
+        {"a": "😀"},
+    ]

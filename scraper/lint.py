@@ -40,6 +40,7 @@ class _Item:
     optional: bool = False
     atom: str = ""  # the atom's source, for single-character atoms
     scope: str = ""  # the flags of a (?i:...) group, which its atoms match under
+    atomic: bool = False  # (?>...): once matched, never tried another way
     children: list[list[_Item]] = field(default_factory=list)  # a group's alternatives
 
 
@@ -85,6 +86,7 @@ def _check(sequence: list[_Item], source: str, flags: int, warnings: list[str]) 
         if item.children:
             if (
                 item.unbounded
+                and not item.atomic
                 and any(_has_unbounded(alt) for alt in item.children)
                 and not _iterations_start_apart(item.children, flags)
             ):
@@ -95,7 +97,7 @@ def _check(sequence: list[_Item], source: str, flags: int, warnings: list[str]) 
                     "or bound the repeat ({1,20})."
                 )
                 continue
-            if item.unbounded and _alternatives_overlap(item.children, flags):
+            if item.unbounded and not item.atomic and _alternatives_overlap(item.children, flags):
                 warnings.append(
                     f"the repeated group '{source[item.start : item.end]}' has alternatives that "
                     "can match the same text, so a near miss is tried in exponentially many "
@@ -119,8 +121,11 @@ def _check(sequence: list[_Item], source: str, flags: int, warnings: list[str]) 
 
 
 def _has_unbounded(sequence: list[_Item]) -> bool:
+    """Whether a repeat in ``sequence`` can give back what it took: not one inside an
+    atomic group, whose match is never split another way."""
     return any(
-        item.unbounded or any(_has_unbounded(alt) for alt in item.children) for item in sequence
+        item.unbounded or (not item.atomic and any(_has_unbounded(alt) for alt in item.children))
+        for item in sequence
     )
 
 
@@ -205,12 +210,13 @@ class _Parser:
         char = source[start]
         if char == "(":
             self.position += 1
+            atomic = source.startswith("?>", self.position)
             scope = self._skip_group_prefix() if source.startswith("?", self.position) else ""
             children = self._alternatives()
             if source[self.position] != ")":
                 raise ValueError("unclosed (")
             self.position += 1
-            return _Item(start, self.position, children=children, scope=scope)
+            return _Item(start, self.position, children=children, scope=scope, atomic=atomic)
         if char == "[":
             end = start + 1
             if source.startswith("^", end):
@@ -220,6 +226,8 @@ class _Parser:
             while source[end] != "]":
                 end += 2 if source[end] == "\\" else 1
             self.position = end + 1
+        elif char == "\\" and source.startswith("{", start + 2) and source[start + 1] in "pPNx":
+            self.position = source.index("}", start) + 1  # \p{Han}, \N{...}, \x{...}: one atom
         elif char == "\\":
             self.position += 2
         else:

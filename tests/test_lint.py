@@ -36,6 +36,8 @@ from scraper.lint import backtracking_warnings
         (r"(?:(a)\1+)+;", r"nested unbounded repeats in '(?:(a)\1+)+'"),
         (r"(?:\.\d+|\.\w+)+;", r"the repeated group '(?:\.\d+|\.\w+)+' has alternatives"),
         (r"(?:\.\d+\d*)+;", r"adjacent unbounded repeats in '\d+\d*'"),
+        (r"\p{Han}+\p{Han}*", r"adjacent unbounded repeats in '\p{Han}+\p{Han}*'"),
+        (r"(?>x)(\w+\s?)+", r"nested unbounded repeats in '(\w+\s?)+'"),
     ],
 )
 def test_risky_parts_are_named(pattern: str, part: str) -> None:
@@ -56,6 +58,11 @@ def test_risky_parts_are_named(pattern: str, part: str) -> None:
         r"a{2,5}a+",
         r"(?:\w++\s?)+",  # possessive: never gives back
         r"price: \{[^}]*\}",
+        # an atomic group is never split another way once matched
+        r"<td>(?P<cell>(?>[^<]+|<(?!/td>))*)</td>",
+        r"((?>\w+)\s?)+;",
+        r"(?>a|aa)*b",
+        r"(?:,\p{Han}+)+",  # \p{Han} is one atom, and ',' is not Han
     ],
 )
 def test_ordinary_patterns_get_no_warning(pattern: str) -> None:

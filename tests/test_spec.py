@@ -581,3 +581,48 @@ def test_a_format_with_a_format_spec_is_refused_at_load_time() -> None:
         "spiders.yaml:5:17: spider 'films': format 'm': '{n:.1f}' has {n:.1f}; "
         "fields are written {name}, with no format or conversion."
     )
+
+
+# -- the regex engine's extras (README, 'Regex engine') -------------------------------------
+
+REGEX_EXTRAS = [
+    pytest.param(
+        r"(?<=<p>(?:Venue|Location): )(?P<place>[^<]+)",
+        "<p>Venue: Town Hall</p><p>Location: Room 4</p><p>Host: Ann</p>",
+        [{"place": "Town Hall"}, {"place": "Room 4"}],
+        id="variable-length-lookbehind",
+    ),
+    pytest.param(
+        r'<td class="price">(?P<price>[\d.,]++)</td>',
+        '<td class="price">1,299.00</td><td class="price">n/a</td>',
+        [{"price": "1,299.00"}],
+        id="possessive-quantifier",
+    ),
+    pytest.param(
+        r"<td>(?P<cell>(?>[^<]+|<(?!/td>))*)</td>",
+        "<td>A <b>bold</b> cell</td><td>two</td>",
+        [{"cell": "A <b>bold</b> cell"}, {"cell": "two"}],
+        id="atomic-group",
+    ),
+    pytest.param(
+        r"<li>(?P<city>\p{Han}+)市",
+        "<li>上海市 浦东</li><li>Paris</li><li>杭州市</li>",
+        [{"city": "上海"}, {"city": "杭州"}],
+        id="unicode-script",
+    ),
+]
+
+
+@pytest.mark.parametrize(("pattern", "text", "records"), REGEX_EXTRAS)
+def test_the_regex_extras_the_readme_shows_work_in_a_spider(
+    pattern: str, text: str, records: list[dict[str, str]]
+) -> None:
+    from scraper.extract import extract
+    from scraper.lint import pattern_warnings
+    from scraper.models import Page, Request
+
+    spider = parse_spiders(films(f"pattern: '{pattern}'\n"), "spiders.yaml").get("films")
+    url = "https://example.com/films/"
+    page = Page(url, 200, (), text.encode(), text, "utf-8", Request(url))
+    assert extract(page, spider.pages["main"], spider).records == records
+    assert pattern_warnings(spider) == []  # scraper check has nothing to say about them

@@ -3,8 +3,9 @@
 ``Crawler.run()`` starts ``concurrency`` workers. Each takes the next request
 from the ``Frontier``, checks it against the host's robots.txt, waits for a
 slot of its host (``per_host`` at once, ``delay`` or ``Crawl-delay`` apart,
-slower after a 429/503), fetches it, extracts it, writes its records and gives
-the links it found back to the frontier. A page that fails is counted and
+slower after a 429/503), fetches it, extracts it, writes its records (but
+those ``unique:`` finds written before, see ``UniqueRecords``) and gives the
+links it found back to the frontier. A page that fails is counted and
 logged; the crawl goes on, whatever the page does: an exception nobody
 foresaw fails that page alone (``internal error``), never a worker. Only an
 output or a crawl state that cannot be written stops the crawl, with the error
@@ -36,7 +37,7 @@ from scraper.errors import FetchError, OutputError
 from scraper.export import RecordSink
 from scraper.extract import Extraction, ExtractTimeout, PageFailed, extract
 from scraper.fetch import Fetcher
-from scraper.frontier import Frontier
+from scraper.frontier import Frontier, UniqueRecords
 from scraper.hosts import HostSlots
 from scraper.models import Page, Record, Request
 from scraper.robots import RobotsRules
@@ -183,6 +184,7 @@ class Crawler:
                 for signum in self._signals:
                     previous[signum] = signal.signal(signum, interrupt)
                 self.frontier = Frontier(self.spider, self.stats, self.state, self.shard)
+                self.unique = UniqueRecords(self.spider, self.stats, self.state)
             finally:
                 loading = False
                 for signum, handler in previous.items():
@@ -249,9 +251,10 @@ class Crawler:
         # Links before records: a page that fails on the way leaves no records behind.
         for link in result.requests:
             self.frontier.follow(link)
-        left_out = self._write(result.records)
+        records = self.unique.keep(result.records, kind)
+        left_out = self._write(records)
         self.stats.pages += 1
-        self.stats.records += len(result.records) - left_out.total()
+        self.stats.records += len(records) - left_out.total()
         self.stats.dropped.update(result.dropped)
         self.stats.dropped.update(left_out)
         self.stats.skipped.update(result.skipped)

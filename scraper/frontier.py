@@ -5,16 +5,21 @@ goes deep before it goes wide); start URLs are drawn from their templates only
 as workers need them, so a spider with 100,000 start URLs never holds them
 all, and none is drawn once ``max_pages`` is reached (the rest are counted as
 skipped without being made). A request is admitted once per crawl, by its
-canonical URL (``canonical_url``: query arguments sorted, fragment dropped),
-and only within ``allowed_domains``, ``max_depth`` and ``max_pages``; a link
-that cannot be parsed into a URL is skipped as ``bad url``. (The ``only``/
-``skip`` filters are decided in ``scraper.extract``, under the page's time
-budget.)
+canonical URL (``canonical_url``: query arguments sorted, fragment dropped)
+and page kind: a URL sent to two page kinds is fetched once for each. It is
+admitted only within ``allowed_domains``, ``max_depth`` and ``max_pages``; a
+link that cannot be parsed into a URL is skipped as ``bad url``, one admitted
+before as ``already seen`` (a start URL too, unless a resumed state admitted
+it). (The ``only``/``skip`` filters are decided in ``scraper.extract``, under
+the page's time budget.)
 
 Memory stays bounded whatever a site links to: past ``PENDING_IN_MEMORY``
 pending requests, the newest wait in a temporary SQLite file (private to the
 process and deleted when it ends, a crash included) and are read back, in
 order, a batch at a time.
+
+``UniqueRecords`` is the same idea for records: it drops a record whose
+``unique:`` fields were written before in the crawl.
 
 With a ``CrawlState`` the frontier also records what it admits and what is
 done, and starts from what a previous run left; a request there for a page
@@ -25,7 +30,9 @@ N-th start URL from the I-th on: the share of one of N worker processes.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
+import json
 import logging
 import pickle
 import re
@@ -34,7 +41,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 from urllib.parse import SplitResult, parse_qsl, urlencode, urlsplit, urlunsplit
 
-from scraper.models import Request
+from scraper.models import Record, Request
 from scraper.spec import SpiderSpec
 from scraper.stats import CrawlStats
 
@@ -44,6 +51,9 @@ if TYPE_CHECKING:
     from scraper.state import CrawlState
 
 log = logging.getLogger("scraper")
+
+ALREADY_SEEN = "already seen"
+"""The reason a link admitted before (same canonical URL, same page kind) is skipped."""
 
 PENDING_IN_MEMORY = 10_000
 """Pending requests held in memory; the ones past them wait on disk."""
@@ -66,8 +76,9 @@ class Frontier:
         self.stats = stats
         self.state = state
         self._allowed = self.settings.allowed_domains or spider.start.hosts()
-        # hash() of the canonical URL: a tenth of the memory of the strings, and a
-        # collision needs ~4 billion URLs to become likely.
+        self._first_page = spider.first_page
+        # hash() of (page kind, canonical URL): a tenth of the memory of the strings,
+        # and a collision needs ~4 billion URLs to become likely.
         self._seen: set[int] = set()
         self._admitted = 0
         self._pending = PendingQueue()
@@ -78,9 +89,12 @@ class Frontier:
             for s in itertools.islice(spider.start, index, None, count)
         )
         if state is not None:
-            self._seen.update(hash(key) for key in state.admitted_keys())
+            first = self._first_page
+            self._seen.update(hash((page or first, key)) for key, page in state.admitted_keys())
             self._admitted = len(self._seen)
             self._resume(state)
+        # Start URLs admitted by the run resumed are not news: they are not counted.
+        self._count_seen_starts = self._admitted == 0
 
     def __len__(self) -> int:
         """Links waiting (start URLs not yet drawn are not counted)."""
@@ -99,7 +113,7 @@ class Frontier:
             if self._full():
                 break
             self._starts_left -= 1
-            if self._admit(request):
+            if self._admit(request, count_seen=self._count_seen_starts):
                 return self._pending.popleft()
         if self._starts_left:
             # max_pages is reached: the start URLs not drawn are counted, not made.
@@ -126,7 +140,7 @@ class Frontier:
     def finish(self, request: Request, *, failed: bool = False) -> None:
         """Note that ``request`` is done (kept in the state, when there is one)."""
         if self.state is not None:
-            self.state.finish(canonical_url(request.url), failed=failed)
+            self.state.finish(canonical_url(request.url), request.page, failed=failed)
 
     def close(self) -> None:
         """Let go of the pending requests (and the file of those that waited on disk)."""
@@ -160,10 +174,12 @@ class Frontier:
         max_pages = self.settings.max_pages
         return max_pages is not None and self._admitted >= max_pages
 
-    def _admit(self, request: Request) -> bool:
+    def _admit(self, request: Request, count_seen: bool = True) -> bool:
         key = canonical_url(request.url)
-        fingerprint = hash(key)
+        fingerprint = hash((request.page or self._first_page, key))
         if fingerprint in self._seen:
+            if count_seen:
+                self.stats.skipped[ALREADY_SEEN] += 1
             return False
         if self._full():
             self.stats.skipped["max_pages"] += 1
@@ -196,6 +212,70 @@ class Frontier:
                 kind,
                 state.path,
             )
+
+
+class UniqueRecords:
+    """Drops the records whose ``unique:`` fields were written before in this crawl.
+
+    A page kind's ``unique`` wins over the spider's. A record's key is the names
+    and values of those fields as JSON, object keys sorted (so ``1``, ``1.0`` and
+    ``"1"`` differ, and a field the record lacks is ``null``), whatever page kind
+    wrote it. Keys are kept as 8-byte BLAKE2b hashes, stable across processes so
+    that a crawl state can hold them: a collision needs ~4 billion keys to become
+    likely. With ``state``, the keys of the records kept go into it with their
+    page (``CrawlState.add_record_key``), and a resumed crawl starts from them.
+    """
+
+    def __init__(
+        self, spider: SpiderSpec, stats: CrawlStats, state: CrawlState | None = None
+    ) -> None:
+        self.stats = stats
+        self.state = state
+        self.fields: dict[str, tuple[str, ...]] = {}
+        for kind, page in spider.pages.items():
+            fields = spider.unique if page.unique is None else page.unique
+            if fields:
+                self.fields[kind] = fields
+        self._seen: set[int] = set()
+        if state is not None and self.fields:
+            self._seen.update(state.record_keys())
+
+    def keep(self, records: list[Record], kind: str) -> list[Record]:
+        """``records`` of a page of ``kind`` but the duplicates (counted as dropped)."""
+        fields = self.fields.get(kind)
+        if fields is None or not records:
+            return records
+        kept: list[Record] = []
+        for record in records:
+            key = record_key(record, fields)
+            if key is None:  # a value JSON cannot hold: the writer drops it, with why
+                kept.append(record)
+            elif key in self._seen:
+                self.stats.dropped[DUPLICATE] += 1
+            else:
+                self._seen.add(key)
+                kept.append(record)
+                if self.state is not None:
+                    self.state.add_record_key(key)
+        return kept
+
+
+DUPLICATE = "duplicate"
+"""The reason a record dropped by ``unique:`` is counted under."""
+_KEY_JSON = json.JSONEncoder(
+    ensure_ascii=False, allow_nan=False, sort_keys=True, separators=(",", ":")
+)
+
+
+def record_key(record: Record, fields: tuple[str, ...]) -> int | None:
+    """The 8-byte hash of ``record``'s ``fields`` (names and values as JSON), or ``None``
+    when a value is not one JSON can hold."""
+    try:
+        text = _KEY_JSON.encode({name: record.get(name) for name in fields})
+    except (TypeError, ValueError, RecursionError):
+        return None
+    digest = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)  # signed: what SQLite stores
 
 
 class PendingQueue:

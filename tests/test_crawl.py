@@ -167,7 +167,8 @@ def test_duplicates_are_fetched_once(site: FixtureSite, tmp_path: Path) -> None:
             pages:
               list:
                 follow:
-                  - {pattern: 'href="(?P<url>[^"]+)"', to: item}
+                  - {pattern: 'href="(?P<url>[^"]*item[^"]*)"', to: item}
+                  - {pattern: 'href="(?P<url>/list[^"]*)"', to: list}
               item:
                 pattern: '<h2>(?P<name>[^<]+)</h2>'
         """,
@@ -177,6 +178,31 @@ def test_duplicates_are_fetched_once(site: FixtureSite, tmp_path: Path) -> None:
     assert site.count("/item") == 1
     assert records == [{"name": "The item"}]
     assert stats.pages == 2
+    assert stats.skipped == {"already seen": 2 + 2 + 1}  # start URLs, item links, back link
+
+
+def test_a_url_is_fetched_once_per_page_kind(site: FixtureSite, tmp_path: Path) -> None:
+    site.add("/list", '<a href="/list?page=1">list as an item</a> <h2>A list</h2>')
+    spider = make_spider(
+        site,
+        """
+        spiders:
+          test:
+            start: ['SITE/list', {url: 'SITE/list', page: item}, {url: 'SITE/list', page: list}]
+            pages:
+              list:
+                follow:
+                  - {pattern: 'href="(?P<url>[^"]+)"', to: item}
+              item:
+                pattern: '<h2>(?P<name>[^<]+)</h2>'
+                follow:
+                  - {pattern: 'href="(?P<url>[^"]+)"', to: list}
+        """,
+    )
+    stats, records = crawl(spider, tmp_path)
+    assert site.count("/list") == 4  # /list and /list?page=1, each as a list and an item
+    assert records == [{"name": "A list"}, {"name": "A list"}]
+    assert stats.skipped == {"already seen": 1 + 2}  # a start URL; /list?page=1's own links
 
 
 # -- following links -----------------------------------------------------------------------------

@@ -188,3 +188,57 @@ spiders:
     assert queue.stats.skipped == {"max_pages": 100_000_000 - 3}
     assert queue.next() is None
     assert queue.stats.skipped == {"max_pages": 100_000_000 - 3}
+
+
+TWO_KINDS = """
+spiders:
+  s:
+    start: ['http://a.example/', {url: 'http://a.example/', page: other}]
+    pages:
+      main: {pattern: x}
+      other: {pattern: y}
+"""
+
+
+def test_a_url_is_admitted_once_per_page_kind_and_again_is_already_seen() -> None:
+    queue = frontier(TWO_KINDS)
+    for page in ("main", "other", "main", None, "other"):
+        queue.follow(Request("http://a.example/x?b=2&a=1", page, depth=1))
+    queue.follow(Request("http://a.example/x?a=1&b=2#top", "other", depth=1))
+    out = []
+    while (request := queue.next()) is not None:
+        out.append((request.url, request.page))
+    assert out == [
+        ("http://a.example/x?b=2&a=1", "main"),
+        ("http://a.example/x?b=2&a=1", "other"),
+        ("http://a.example/", "main"),
+        ("http://a.example/", "other"),
+    ]
+    assert queue.stats.skipped == {"already seen": 4}  # None is the first kind, main
+
+
+def test_a_resumed_state_keeps_each_url_s_page_kinds_and_its_start_urls_are_not_counted(
+    tmp_path: Path,
+) -> None:
+    state = CrawlState(tmp_path / "s.state", "s")
+    try:
+        state.add("http://a.example/", Request("http://a.example/", None))  # format 1: main
+        state.add("http://a.example/x", Request("http://a.example/x", "other", 1))
+        state.commit(0)
+        state.finish("http://a.example/", None)
+        state.commit(0)
+        queue = frontier(TWO_KINDS, state)
+        queue.follow(Request("http://a.example/", "main", 1))
+        queue.follow(Request("http://a.example/x", "other", 1))
+        queue.follow(Request("http://a.example/x", "main", 1))
+        out = []
+        while (request := queue.next()) is not None:
+            out.append((request.url, request.page))
+    finally:
+        state.close()
+    assert out == [
+        ("http://a.example/x", "other"),  # pending in the state
+        ("http://a.example/x", "main"),
+        ("http://a.example/", "other"),
+    ]
+    assert queue.stats.skipped == {"already seen": 2}  # the start URL is not counted again

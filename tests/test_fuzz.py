@@ -318,10 +318,17 @@ SPIDER_ENTRIES = {
     "description": scalars,
     "constants": mapping_of(["source", "n", "url"], values),
     "url_field": words,
+    "unique": some_of(st.sampled_from(["a", "x", "url", "source", "match", "_h", "a"])),
     "expect": entries(EXPECT),
     "pages": mapping_of(
         ["main", "list", "detail"],
-        entries({**PAGE, "constants": mapping_of(["source", "n"], values)}),
+        entries(
+            {
+                **PAGE,
+                "constants": mapping_of(["source", "n"], values),
+                "unique": some_of(st.sampled_from(["a", "b", "x", "url", "source", "n"])),
+            }
+        ),
     ),
     **PAGE,
     **SETTINGS,

@@ -281,3 +281,65 @@ def test_a_carry_json_cannot_hold_is_not_kept_and_does_not_stop_the_commit(
         "field cannot be stored as JSON (Object of type set is not JSON serializable); "
         "a resumed run would not fetch it"
     ]
+
+
+def as_format_1(path: Path) -> None:
+    """Rewrite a state as the versions before page kinds wrote it: one row per URL."""
+    import sqlite3
+
+    db = sqlite3.connect(path, isolation_level=None)
+    db.executescript(
+        """
+        begin;
+        drop index request_key;
+        alter table request rename to request_2;
+        create table request (key text primary key, url text not null, page text,
+                              depth integer not null, carry text not null,
+                              status integer not null default 0);
+        insert into request (rowid, key, url, page, depth, carry, status)
+            select rowid, key, url, page, depth, carry, status from request_2;
+        drop table request_2;
+        drop table record_key;
+        delete from meta where name = 'format';
+        commit;
+        """
+    )
+    db.close()
+
+
+def test_a_state_of_format_1_is_upgraded_and_resumed_keeping_its_page_kinds(
+    site: FixtureSite, tmp_path: Path
+) -> None:
+    import sqlite3
+
+    whole = finished_crawl(site, tmp_path)
+    state = tmp_path / "out.jsonl.state"
+    as_format_1(state)
+    with sqlite3.connect(state) as db:  # the last list page failed in that older run
+        db.execute("update request set status = 2 where url like '%/list/6'")
+    fetched = len(site.requests)
+
+    code, stderr = finish(scraper(tmp_path, "-o", "out.jsonl", "--resume"))
+    assert (code, stderr) == (0, "")
+    assert [r.path for r in site.requests[fetched:]] == ["/list/6"]  # its items: already seen
+    assert (tmp_path / "out.jsonl").read_bytes() == whole
+    with sqlite3.connect(state) as db:
+        assert db.execute("select value from meta where name = 'format'").fetchone() == ("2",)
+        kinds = db.execute("select page, count(*) from request group by page order by page")
+        assert kinds.fetchall() == [("item", LISTS * DETAILS_PER_LIST), ("list", LISTS)]
+        assert db.execute("select count(*) from request where status != 1").fetchone() == (0,)
+
+
+def test_a_state_of_an_unknown_format_is_refused(site: FixtureSite, tmp_path: Path) -> None:
+    import sqlite3
+
+    finished_crawl(site, tmp_path)
+    with sqlite3.connect(tmp_path / "out.jsonl.state") as db:
+        db.execute("update meta set value = '9' where name = 'format'")
+    code, stderr = finish(scraper(tmp_path, "-o", "out.jsonl", "--resume"))
+    assert code == 2
+    assert stderr == (
+        "scraper: error: the crawl state out.jsonl.state cannot be used: it is of format '9', "
+        "written by another version of scraper. Delete it to start over (the next --resume run "
+        "writes out.jsonl anew), or restore it from a copy.\n"
+    )

@@ -9,6 +9,8 @@ import time
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from scraper.cli import main
 from scraper.lint import backtracking_warnings
@@ -105,6 +107,20 @@ def test_the_same_shape_under_dotall_is_warned_about() -> None:
     assert backtracking_warnings(r"(?:\n.*)+", re.DOTALL)[0].startswith(
         r"nested unbounded repeats in '(?:\n.*)+'"
     )
+
+
+PATTERN_PARTS = [
+    *"()|.+*?[]{},-\\a",
+    *["(?>", "(?:", "(?i:", "(?i)", "(?P<x>", "(?<=", "(?=", "\\p{Han}", "\\x{41}", "\\d"],
+    *["\\.", "\\1", "++", "{2,}", "[^<]"],
+]
+
+
+@settings(max_examples=2000, deadline=None, database=None, derandomize=True)
+@given(st.lists(st.sampled_from(PATTERN_PARTS), max_size=12).map("".join))
+def test_any_pattern_gets_warnings_or_none_never_an_exception(pattern: str) -> None:
+    for flags in (0, re.DOTALL, re.IGNORECASE):
+        assert isinstance(backtracking_warnings(pattern, flags), list)
 
 
 def test_scraper_check_prints_the_warning_with_file_line_and_spider(tmp_path: Path) -> None:

@@ -119,6 +119,10 @@ REGEX_FRAGMENTS = [
     "(?P<_h>x)",
     "(?P=x)",
     ".*?",
+    "(?:\\.\\d+)+",
+    "(?>a+|b)*",
+    "\\p{Han}+",
+    "(?<=a|bc)",
 ]
 TEMPLATES = [
     "http://a/",

@@ -343,3 +343,34 @@ def test_a_state_of_an_unknown_format_is_refused(site: FixtureSite, tmp_path: Pa
         "written by another version of scraper. Delete it to start over (the next --resume run "
         "writes out.jsonl anew), or restore it from a copy.\n"
     )
+
+
+def test_killed_and_resumed_runs_write_each_unique_record_once(
+    site: FixtureSite, tmp_path: Path
+) -> None:
+    serve_catalogue(site)
+    for n in range(1, LISTS + 1):  # every list's items have the same 12 names
+        for i in range(1, DETAILS_PER_LIST + 1):
+            site.add(f"/item/{n}-{i}", f"<html><h1>Item {i}</h1><p class='price'>{n}.50</p></html>")
+    site.hold = 0.03
+    spider = SPIDER.replace("  catalogue:\n", "  catalogue:\n    unique: name\n")
+    (tmp_path / "spiders.yaml").write_text(spider.format(base=site.base), encoding="utf-8")
+
+    chance = random.Random(20261130)
+    kills = 0
+    for _ in range(3):
+        out = tmp_path / "out.jsonl"
+        before = out.stat().st_size if out.exists() else 0
+        run = scraper(tmp_path, "-o", "out.jsonl", "--resume")
+        wait_for_new_records(run, out, before)
+        time.sleep(chance.uniform(0.0, 0.3))
+        if run.poll() is None:
+            os.kill(run.pid, signal.SIGKILL)
+            kills += 1
+        run.wait(timeout=30)
+    assert kills >= 1
+
+    code, stderr = finish(scraper(tmp_path, "-o", "out.jsonl", "--resume"))
+    assert code == 0, stderr
+    names = [json.loads(line)["name"] for line in records(tmp_path / "out.jsonl")]
+    assert sorted(names) == sorted(f"Item {i}" for i in range(1, DETAILS_PER_LIST + 1))

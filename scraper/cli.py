@@ -447,23 +447,28 @@ def _test(args: argparse.Namespace) -> int:
     names = args.names or list(spider_file.spiders)
     if args.cassette and len(names) != 1:
         raise ScraperError("--cassette goes with exactly one spider NAME.")
-    logging.getLogger("scraper").setLevel(logging.ERROR)
+    logger = logging.getLogger("scraper")
+    level = logger.level
+    logger.setLevel(logging.ERROR)  # the table says what failed; replay warnings would bury it
     results: list[tuple[str, str, str, list[str]]] = []
-    for name in names:
-        spider = spider_file.get(name)
-        path = Path(args.cassette or default_cassette(spider_path, name))
-        if args.cassette and not path.is_file():
-            raise CassetteError(f"no cassette at {path}: check the path given to --cassette.")
-        if not path.is_file():
-            results.append((name, "skip", "-", [f"no cassette at {path}"]))
-            continue
-        callbacks = resolve_callbacks(spider, spider_path.parent)
-        check = ExpectationCheck(spider.expect)
-        with cassette_transport(path, record=False, spider=name) as transport:
-            stats, _ = run_spider(spider, check, callbacks=callbacks, transport=transport)
-        problems = check.problems(stats)
-        counts = f"{check.count} records, {stats.pages} pages"
-        results.append((name, "FAIL" if problems else "pass", counts, problems))
+    try:
+        for name in names:
+            spider = spider_file.get(name)
+            path = Path(args.cassette or default_cassette(spider_path, name))
+            if args.cassette and not path.is_file():
+                raise CassetteError(f"no cassette at {path}: check the path given to --cassette.")
+            if not path.is_file():
+                results.append((name, "skip", "-", [f"no cassette at {path}"]))
+                continue
+            callbacks = resolve_callbacks(spider, spider_path.parent)
+            check = ExpectationCheck(spider.expect)
+            with cassette_transport(path, record=False, spider=name) as transport:
+                stats, _ = run_spider(spider, check, callbacks=callbacks, transport=transport)
+            problems = check.problems(stats)
+            counts = f"{check.count} records, {stats.pages} pages"
+            results.append((name, "FAIL" if problems else "pass", counts, problems))
+    finally:
+        logger.setLevel(level)  # main() may run again in this process (tests do)
     width = max((len(name) for name, *_ in results), default=0)
     for name, verdict, counts, problems in results:
         print(f"{verdict:<4}  {name:<{width}}  {counts}")

@@ -7,6 +7,7 @@ through ``scraper run --record`` and ``scraper test`` as a user does.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
@@ -125,3 +126,5 @@ def test_scraper_test_names_the_field_and_the_kinds(
         'has version "0.1" (text), not 0.1 (a number: quote it in the sample to expect text)',
         "0 passed, 1 failed, 0 skipped",
     ]
+    # the replay's warnings were silenced for the table only, not for what runs next
+    assert logging.getLogger("scraper").level == logging.WARNING

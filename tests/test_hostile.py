@@ -348,6 +348,7 @@ def test_hostile_pages_cannot_break_a_crawl(
     assert stats.skipped == {
         "max_pages": LINKS - OFFSITE_LINKS - 2 * LEAVES_ADMITTED,
         "offsite": OFFSITE_LINKS,
+        "already seen": LEAVES_ADMITTED,  # each admitted leaf is linked twice
     }
     leaves = {path for path in page_paths(site) if path.startswith("/leaf/")}
     assert leaves == {f"/leaf/{k}" for k in range(LEAVES_ADMITTED)}
@@ -398,6 +399,7 @@ def test_link_flood_admits_each_page_once(
     assert stats.skipped == {
         "max_pages": LINKS - OFFSITE_LINKS - 2 * LEAVES_ADMITTED,
         "offsite": OFFSITE_LINKS,
+        "already seen": LEAVES_ADMITTED,  # each admitted leaf is linked twice
     }
     assert (stats.pages, stats.failures) == (1 + LEAVES_ADMITTED, 0)
     expected_paths = {path: 1} | {f"/leaf/{k}": 1 for k in range(LEAVES_ADMITTED)}

@@ -416,9 +416,10 @@ def test_ctrl_c_while_a_large_state_loads_stops_cleanly(tmp_path: Path, site: Fi
         state.add(url, Request(url, "main", 1, {}))
     state.commit(0)
     state.close()
-    process = start_run(tmp_path, "-o", str(out), "--resume")
+    process = start_run(tmp_path, "-o", str(out), "--resume", "-v")
     assert process.stderr is not None
-    assert "resuming from" in process.stderr.readline()  # the state is loading now
+    # -v: where the resumed crawl starts is logged at INFO, as the state starts loading
+    assert "resuming from" in process.stderr.readline()
     time.sleep(0.2)
     err = stop_and_check(process, signal.SIGINT, 130)
     assert "pages fetched:   0" in err

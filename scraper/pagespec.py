@@ -306,9 +306,7 @@ class PageReader(NodeReader):
                     f"{where}: fields of a JSON page kind map each field to a path in an item, "
                     "e.g. {company: company_name, city: address.city}.",
                 )
-            for key, (_, path_node) in self.mapping(
-                fields_node, f"{where}: fields", None
-            ).items():
+            for key, (_, path_node) in self.mapping(fields_node, f"{where}: fields", None).items():
                 paths[key] = self.json_path(path_node, f"{where}: fields: {key}")
         return JsonSource(items, paths, from_pattern, from_group, location)
 

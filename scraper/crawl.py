@@ -258,7 +258,7 @@ class Crawler:
         self.stats.dropped.update(result.dropped)
         self.stats.dropped.update(left_out)
         self.stats.skipped.update(result.skipped)
-        if self.spider.pages[kind].pattern is not None and not (result.records or result.dropped):
+        if self.spider.pages[kind].makes_records and not (result.records or result.dropped):
             self.stats.page_without_match(kind, page.url)
             log.info("no match on %s (page kind %r)", page.url, kind)
         self._finish(request)

@@ -53,6 +53,18 @@ def pattern_warnings(spider: SpiderSpec) -> list[str]:
             (rule.pattern, rule.location, f"page {page.name!r}: follow to {rule.to!r}")
             for rule in page.follow
         ]
+        if page.json is not None:
+            located.append(
+                (page.json.from_pattern, page.json.location, f"page {page.name!r}: from")
+            )
+        if page.page_fields is not None:
+            located.append(
+                (
+                    page.page_fields.pattern,
+                    page.page_fields.location,
+                    f"page {page.name!r}: page_fields",
+                )
+            )
         for pattern, location, what in located:
             if pattern is None:
                 continue

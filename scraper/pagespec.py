@@ -130,6 +130,12 @@ class PageSpec:
     """Fields whose values a record may not share with one written before (``unique:``);
     ``None``: the spider's ``unique``."""
 
+    @property
+    def makes_records(self) -> bool:
+        """Whether the page kind extracts records itself (a pattern, or JSON), so that a
+        page of it with none is worth a ``no match`` line."""
+        return self.pattern is not None or self.json is not None
+
 
 def flag_value(name: str) -> int | None:
     """The regex flag called ``name`` (``DOTALL`` or ``S``, any case), or ``None``."""

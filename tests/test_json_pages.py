@@ -555,3 +555,22 @@ def test_a_lone_surrogate_escape_is_read_as_a_replacement_character() -> None:
         {"a": "x\ufffdy"},
         {"a": "😀"},
     ]
+
+
+def test_a_json_page_with_no_items_is_counted_as_no_match(
+    site: FixtureSite, tmp_path: Path
+) -> None:
+    site.add("/api", json.dumps({"items": []}), content_type=JSON)
+    spider = make_spider(
+        site,
+        """
+        spiders:
+          test:
+            start: SITE/api
+            items: items
+            fields: {name: name}
+        """,
+    )
+    stats, records = crawl(spider, tmp_path)
+    assert records == []
+    assert dict(stats.empty_pages) == {"main": 1}

@@ -178,3 +178,25 @@ def test_the_shipped_spiders_have_no_warnings() -> None:
     )
     assert done.returncode == 0
     assert "warning" not in done.stderr
+
+
+def test_scraper_check_warns_about_from_and_page_fields_patterns(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "spiders.yaml").write_text(
+        "spiders:\n"
+        "  jobs:\n"
+        "    start: https://example.com/\n"
+        "    pages:\n"
+        "      search:\n"
+        "        from: 'data = ((?:\\w+\\s?)+);'\n"
+        "        page_fields: {pattern: '<h1>(?P<title>(a|aa)*)</h1>'}\n",
+        encoding="utf-8",
+    )
+    assert main(["check", "-f", str(tmp_path / "spiders.yaml")]) == 0
+    warnings = [line for line in capsys.readouterr().err.splitlines() if "warning" in line]
+    where = f"scraper: warning: {tmp_path / 'spiders.yaml'}"
+    assert [line.split(": nested")[0].split(": the repeated")[0] for line in warnings] == [
+        f"{where}:6:15: spider 'jobs', page 'search': from",
+        f"{where}:7:32: spider 'jobs', page 'search': page_fields",
+    ]

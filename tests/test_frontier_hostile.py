@@ -9,8 +9,6 @@ yielding what JSON cannot store, and a resumed state naming a page kind that is 
 
 from __future__ import annotations
 
-import asyncio
-import json
 import textwrap
 import time
 from collections.abc import Iterator, Mapping
@@ -21,23 +19,14 @@ import pytest
 
 from scraper.callbacks import Callback
 from scraper.cli import main
-from scraper.crawl import Crawler
-from scraper.export import JsonLinesWriter
 from scraper.models import Page, Request
-from scraper.spec import SpiderSpec, parse_spiders
+from scraper.spec import SpiderSpec
 from scraper.stats import CrawlStats
 from tests.server import FixtureSite
+from tests.test_crawl import crawl as crawl_site
+from tests.test_crawl import make_spider, read_records
 
 BAD_LINKS = ("http://[oops/", "http://a\uff03b.example/", "http://127.0.0.1:99999/p", "//[::1")
-
-
-def make_spider(site: FixtureSite, yaml_text: str) -> SpiderSpec:
-    text = textwrap.dedent(yaml_text).replace("SITE", site.base)
-    return parse_spiders(text, "test.yaml").get("test")
-
-
-def read_records(path: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
 
 
 def crawl(
@@ -47,14 +36,9 @@ def crawl(
     callbacks: Mapping[str, Callback] | None = None,
 ) -> tuple[CrawlStats, list[dict[str, Any]], float]:
     """Run ``spider`` to the end; its stats, the records written and the seconds taken."""
-    out = tmp_path / "out.jsonl"
-    writer = JsonLinesWriter(out)
     started = time.monotonic()
-    try:
-        stats = asyncio.run(Crawler(spider, writer, callbacks=callbacks).run())
-    finally:
-        writer.close()
-    return stats, read_records(out), time.monotonic() - started
+    stats, records = crawl_site(spider, tmp_path, callbacks=callbacks)
+    return stats, records, time.monotonic() - started
 
 
 def item_pages(site: FixtureSite, count: int) -> list[dict[str, Any]]:

@@ -83,7 +83,8 @@ from urllib.parse import urldefrag, urljoin, urlsplit
 
 import regex
 
-from scraper.fields import PATTERN_DEADLINE, DropRecord, Processor, load_json
+from scraper.fields import PATTERN_DEADLINE, DropRecord, Processor
+from scraper.jsonvalues import load_json
 from scraper.models import Page, Record, Request
 from scraper.pagespec import JsonSource, PageFields
 from scraper.spec import CrawlSettings, FollowRule, PageSpec, SpiderSpec

@@ -18,12 +18,15 @@ processors whatever the field holds.
 ``sub`` and ``findall`` patterns come from users and their input from strangers'
 pages: they run until ``PATTERN_DEADLINE``, the deadline of the page being
 extracted.
+
+The registry is here with the small processors; ``text`` and ``paragraphs`` live
+in ``scraper.markup``, the strict JSON reading behind ``json`` and ``json_string``
+in ``scraper.jsonvalues``.
 """
 
 from __future__ import annotations
 
 import html
-import json
 import logging
 import math
 import time
@@ -33,6 +36,8 @@ from typing import Any
 
 import regex
 
+from scraper.jsonvalues import NotFiniteError, load_json, load_json_string
+from scraper.markup import paragraphs, text
 from scraper.models import Page
 
 Processor = Callable[[Any, Page], Any]
@@ -62,133 +67,6 @@ def _strip(value: Any, page: Page) -> Any:
 
 def _unescape(value: Any, page: Page) -> Any:
     return html.unescape(value) if isinstance(value, str) else value
-
-
-_BLOCK_TAGS = frozenset(
-    [
-        "p",
-        "div",
-        "br",
-        "hr",
-        "li",
-        "ul",
-        "ol",
-        "dl",
-        "dt",
-        "dd",
-        "td",
-        "th",
-        "tr",
-        "table",
-        "h1",
-        "h2",
-        "h3",
-        "h4",
-        "h5",
-        "h6",
-        "section",
-        "article",
-        "header",
-        "footer",
-        "blockquote",
-        "pre",
-    ]
-)
-
-
-_NOT_XML = regex.compile(
-    "[\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\ud800-\\udfff\\ufffe\\uffff]"
-    "|&#(?:([0-9]+)|[xX]([0-9a-fA-F]+));?"
-)
-"""Characters XML 1.0 cannot hold, and character references: lxml refuses a string
-holding such a character, and one it decodes from a reference."""
-
-
-def _xml_safe(match: regex.Match[str]) -> str:
-    decimal, hexadecimal = match.groups()
-    digits = decimal or hexadecimal
-    if digits is None or len(digits) > 8:  # a control, or past any code point
-        return " "
-    code = int(decimal) if decimal is not None else int(hexadecimal, 16)
-    if code in (0x9, 0xA, 0xD) or 0x20 <= code <= 0xD7FF or 0xE000 <= code <= 0xFFFD:
-        return match.group()
-    if 0x10000 <= code <= 0x10FFFF:
-        return match.group()
-    return " "
-
-
-def _fragment(value: str) -> Any:
-    """``value`` parsed as an HTML fragment under one ``<div>``, scripts and styles dropped.
-
-    lxml reads it as a browser would (a '>' inside an attribute, tags left open).
-    ``value`` must be XML-safe (see ``_NOT_XML``).
-    """
-    from lxml import html as lxml_html
-
-    root = lxml_html.fragment_fromstring(value, create_parent="div")
-    for element in list(root.iter("script", "style")):
-        element.drop_tree()
-    return root
-
-
-def _text(value: Any, page: Page) -> Any:
-    if not isinstance(value, str):
-        return value
-    # Controls separate words where they stand; XML (so lxml) cannot hold them.
-    value = _NOT_XML.sub(_xml_safe, value)
-    if "<" not in value and "&" not in value:
-        return " ".join(value.split())
-    root = _fragment(value)
-    for element in root.iter():
-        if element.tag in _BLOCK_TAGS:  # block tags separate words: <td>A</td><td>B</td>
-            element.tail = " " + (element.tail or "")
-            element.text = " " + (element.text or "")
-    return " ".join(root.text_content().split())
-
-
-_LINE, _BLOCK = "\n", "\r"
-"""What ``paragraphs`` puts in the text for a ``<br>`` (a line ends) and at each side
-of a block element (a line ends unless one just did): the page's own line breaks
-are spaces by then, as in a browser."""
-_NEWLINES = regex.compile("\r\n?|\n")
-_CELL_TAGS = frozenset(["td", "th"])
-
-
-def _paragraphs(value: Any, page: Page) -> Any:
-    if not isinstance(value, str):
-        return value
-    value = _NOT_XML.sub(_xml_safe, value)
-    if "<" not in value and "&" not in value:
-        return " ".join(value.split())
-    root = _fragment(value)
-    # the elements themselves, not their ids: lxml makes a new proxy once one is freed
-    preformatted = {inner for pre in root.iter("pre") for inner in pre.iter()}
-    for element in root.iter():
-        inside_pre = element in preformatted
-        if element.text:
-            element.text = _NEWLINES.sub(_LINE if inside_pre else " ", element.text)
-        if element.tail:
-            in_pre = inside_pre and element.tag != "pre"
-            element.tail = _NEWLINES.sub(_LINE if in_pre else " ", element.tail)
-        if element.tag == "br":
-            element.tail = _LINE + (element.tail or "")
-        elif element.tag in _CELL_TAGS:  # the cells of a row share its line
-            element.tail = " " + (element.tail or "")
-        elif element.tag in _BLOCK_TAGS:
-            element.text = _BLOCK + (element.text or "")
-            element.tail = _BLOCK + (element.tail or "")
-    lines: list[str] = []
-    for line in root.text_content().split(_LINE):
-        # a line of blocks alone is no line; a blank one between <br>s is one
-        parts = [" ".join(part.split()) for part in line.split(_BLOCK)]
-        words = [part for part in parts if part]
-        if words:
-            lines.extend(words)
-        elif lines and lines[-1]:
-            lines.append("")
-    if lines and not lines[-1]:
-        lines.pop()
-    return "\n".join(lines)
 
 
 def _number(kind: type[int] | type[float]) -> Processor:
@@ -338,42 +216,6 @@ def _required(value: Any, page: Page) -> Any:
     return value
 
 
-class NotFiniteError(ValueError):
-    """A JSON number too large for a float (``1e999``): JSON could not write it back."""
-
-
-def _finite(text: str) -> float:
-    number = float(text)
-    if not math.isfinite(number):
-        raise NotFiniteError(f"{text} is too large for a number")
-    return number
-
-
-def _refuse_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")  # Python's json reads NaN and Infinity
-
-
-_SURROGATE_ESCAPE = regex.compile(r"\\u[dD][89a-fA-F]")
-_SURROGATE = regex.compile("[\ud800-\udfff]")
-
-
-def load_json(text: str) -> Any:
-    """``text`` read as one JSON document, strictly, into what a record can hold.
-
-    ``ValueError`` for what is not JSON (``NaN`` and ``Infinity`` too, which Python's
-    reader takes; an int of over 4,300 digits; nesting too deep to read),
-    ``NotFiniteError`` for a number too large for a float. A lone surrogate escape
-    (``\\ud800``) is read as U+FFFD: a string holding one cannot be written.
-    """
-    try:
-        result = json.loads(text, parse_float=_finite, parse_constant=_refuse_constant)
-        if _SURROGATE_ESCAPE.search(text):  # json.loads keeps a lone one as it is
-            result = _without_lone_surrogates(result)
-    except RecursionError:
-        raise ValueError("nested too deep to read") from None
-    return result
-
-
 def _json(value: Any, page: Page) -> Any:
     if not isinstance(value, str):
         return value
@@ -386,53 +228,11 @@ def _json(value: Any, page: Page) -> Any:
         raise DropRecord("not JSON") from None
 
 
-def _without_lone_surrogates(value: Any) -> Any:
-    """``value`` (from ``json.loads``) with each lone surrogate replaced by U+FFFD."""
-    if isinstance(value, str):
-        return _SURROGATE.sub("\ufffd", value)
-    if isinstance(value, list):
-        return [_without_lone_surrogates(item) for item in value]
-    if isinstance(value, dict):
-        return {
-            _without_lone_surrogates(key): _without_lone_surrogates(item)
-            for key, item in value.items()
-        }
-    return value
-
-
-_JSON_ESCAPE = regex.compile(
-    r"\\(?:u([0-9a-fA-F]{4})(?:\\u([dD][c-fC-F][0-9a-fA-F]{2}))?|(.?))", regex.DOTALL
-)
-_JSON_ESCAPES = {
-    '"': '"',
-    "\\": "\\",
-    "/": "/",
-    "b": "\b",
-    "f": "\f",
-    "n": "\n",
-    "r": "\r",
-    "t": "\t",
-}
-
-
-def _json_escape(match: regex.Match[str]) -> str:
-    code, low, simple = match.groups()
-    if code is None:
-        if simple in _JSON_ESCAPES:
-            return _JSON_ESCAPES[simple]
-        raise ValueError(f"bad escape {match.group()!r} at position {match.start()}")
-    high = int(code, 16)
-    if low is not None and 0xD800 <= high <= 0xDBFF:  # a surrogate pair: one character
-        return chr(0x10000 + ((high - 0xD800) << 10) + int(low, 16) - 0xDC00)
-    first = "\ufffd" if 0xD800 <= high <= 0xDFFF else chr(high)
-    return first if low is None else first + "\ufffd"
-
-
 def _json_string(value: Any, page: Page) -> Any:
     if not isinstance(value, str) or "\\" not in value:
         return value
     try:
-        return _JSON_ESCAPE.sub(_json_escape, value)
+        return load_json_string(value)
     except ValueError as exc:
         log.info("%s: a value is not a JSON string (%s): %.60r", _url(page), exc, value)
         raise DropRecord("not a JSON string") from None
@@ -504,8 +304,8 @@ def _joined(make_list: Processor) -> Processor:
 PROCESSORS: dict[str, Callable[[Any], Processor]] = {
     "strip": _no_argument(_strip),
     "unescape": _no_argument(_unescape),
-    "text": _no_argument(_text),
-    "paragraphs": _no_argument(_paragraphs),
+    "text": _no_argument(text),
+    "paragraphs": _no_argument(paragraphs),
     "int": _no_argument(_number(int)),
     "float": _no_argument(_number(float)),
     "urljoin": _no_argument(_urljoin),

@@ -798,7 +798,7 @@ def test_a_pattern_nested_too_deeply_to_compile_is_refused_at_load(name: str) ->
 
 
 def test_load_json_reads_strict_json_into_what_a_record_can_hold() -> None:
-    from scraper.fields import NotFiniteError, load_json
+    from scraper.jsonvalues import NotFiniteError, load_json
 
     assert load_json(' {"a": [1, 2.5, "\\u4e0a\\ud800"]} ') == {"a": [1, 2.5, "上\ufffd"]}
     with pytest.raises(NotFiniteError):

@@ -84,9 +84,10 @@ from urllib.parse import urldefrag, urljoin, urlsplit
 import regex
 
 from scraper.fields import PATTERN_DEADLINE, DropRecord, Processor
+from scraper.jsonspec import JsonSource
 from scraper.jsonvalues import load_json
 from scraper.models import Page, Record, Request
-from scraper.pagespec import JsonSource, PageFields
+from scraper.pagespec import PageFields
 from scraper.spec import CrawlSettings, FollowRule, PageSpec, SpiderSpec
 
 log = logging.getLogger("scraper")

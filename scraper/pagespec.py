@@ -2,39 +2,35 @@
 
 ``PageReader`` reads a page kind's YAML entries (``pattern``, ``flags``,
 ``fields``, ``clean``, ``format``, ``follow``, ``callback``), compiling every
-regular expression once and checking that the names fit together: fields that
-``clean:`` and ``format:`` use must be produced by the pattern, and ``fields:``
-must name exactly its groups. How matches become records is written in
-``scraper.extract``.
+regular expression once (``scraper.regexspec``) and checking that the names fit
+together: fields that ``clean:`` (``scraper.cleanspec``) and ``format:`` use must
+be produced by the pattern, and ``fields:`` must name exactly its groups. Follow
+rules are read by ``scraper.followspec``. How matches become records is written
+in ``scraper.extract``.
 
 A JSON page kind (``items:``, ``from:``, ``fields:`` as a mapping of JSON paths,
 or a ``follow: {path: ...}`` rule) takes its records from JSON instead: its
-paths are compiled here too (``scraper.jsonpath``). ``page_fields:`` and
-``constants:`` add values stated once per page to every record of the kind.
+source and paths are read by ``scraper.jsonspec``. ``page_fields:`` and
+``constants:`` add values stated once per page to every record of the kind;
+``unique:`` is read and checked by ``scraper.uniquespec``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import regex
 import yaml
 
-from scraper.errors import Location, SpecError
-from scraper.fields import PROCESSORS, Processor, ProcessorArgumentError, chain
-from scraper.jsonpath import JsonPath, JsonPathError, compile_path
-from scraper.yamlnodes import Entries, NodeReader, did_you_mean
+from scraper.errors import Location
+from scraper.fields import Processor
+from scraper.followspec import FollowReader, FollowRule
+from scraper.jsonspec import JsonSource
+from scraper.uniquespec import UniqueReader
+from scraper.yamlnodes import Entries, did_you_mean
 
-FLAGS = {
-    "DOTALL": regex.DOTALL,
-    "IGNORECASE": regex.IGNORECASE,
-    "MULTILINE": regex.MULTILINE,
-    "VERBOSE": regex.VERBOSE,
-    "ASCII": regex.ASCII,
-}
-FLAG_ALIASES = {"S": "DOTALL", "I": "IGNORECASE", "M": "MULTILINE", "X": "VERBOSE", "A": "ASCII"}
 WHOLE_MATCH_FIELD = "match"
 PAGE_KEYS = (
     "pattern",
@@ -51,46 +47,6 @@ PAGE_KEYS = (
 NAMED_PAGE_KEYS = (*PAGE_KEYS, "constants", "unique")
 """The keys of a page kind under ``pages:``; inline, ``constants`` and ``unique`` are the
 spider's own."""
-FOLLOW_KEYS = ("pattern", "path", "field", "to", "flags", "clean", "carry")
-JSON_GROUP = "json"
-"""The group of a ``from:`` pattern holding the JSON, when it has several."""
-
-
-@dataclass(frozen=True)
-class FollowRule:
-    """Links to follow from a page: ``pattern`` captures the URL, ``to`` names the page kind.
-
-    The URL is the group named ``url``, else the only group, else the whole match;
-    other named groups are carried (stripped, then through the rule's ``clean``)
-    into the records of the page followed to. Instead of a pattern, a rule may
-    take its links from a JSON ``path`` of a JSON page, or from a ``field`` of
-    each record (carrying the record's fields named in ``carry``).
-    """
-
-    pattern: regex.Pattern[str] | None
-    to: str
-    url_group: int | str
-    carry: tuple[str, ...]
-    clean: Mapping[str, tuple[Processor, ...]] = field(default_factory=dict)
-    location: Location | None = None
-    path: JsonPath | None = None
-    record_field: str | None = None
-
-
-@dataclass(frozen=True)
-class JsonSource:
-    """Where a JSON page kind's records come from.
-
-    The document is the page body, or each match of ``from_pattern`` (its group
-    ``from_group``); ``items`` leads to the list of records in it (an object or
-    other value there is one record); ``fields`` are paths inside one item.
-    """
-
-    items: JsonPath
-    fields: Mapping[str, JsonPath]
-    from_pattern: regex.Pattern[str] | None = None
-    from_group: int | str = 0
-    location: Location | None = None
 
 
 @dataclass(frozen=True)
@@ -137,25 +93,9 @@ class PageSpec:
         return self.pattern is not None or self.json is not None
 
 
-def flag_value(name: str) -> int | None:
-    """The regex flag called ``name`` (``DOTALL`` or ``S``, any case), or ``None``."""
-    upper = name.upper()
-    return FLAGS.get(FLAG_ALIASES.get(upper, upper))
-
-
-def caret(source: str, position: int) -> str:
-    """Two indented lines: ``source`` and a caret under its ``position``-th character."""
-    return f"\n    {source}\n    {' ' * position}^"
-
-
-class PageReader(NodeReader):
-    """Reads page kinds; remembers follow targets until all kinds of a spider are known."""
-
-    def __init__(self, filename: str) -> None:
-        super().__init__(filename)
-        self.follow_targets: list[tuple[str, yaml.Node]] = []
-        self.unique_nodes: dict[str, list[yaml.Node]] = {}
-        """The ``unique:`` entries of each page kind read, checked once the spider is known."""
+class PageReader(FollowReader, UniqueReader):
+    """Reads page kinds: pattern, fields, ``format:``, ``page_fields:``, callback; the rest
+    through the readers it is made of."""
 
     def page(self, name: str, entries: Entries, where: str) -> PageSpec:
         pattern = None
@@ -244,97 +184,6 @@ class PageReader(NodeReader):
             unique=unique,
         )
 
-    def unique(self, node: yaml.Node, what: str) -> tuple[tuple[str, ...], list[yaml.Node]]:
-        """The field names of a ``unique:`` (a name or a list; ``[]`` for none), with
-        the node of each, for ``check_unique`` in ``scraper.spec``."""
-        items = self.sequence(node, what)
-        names = tuple(self.text(item, f"each entry of {what}") for item in items)
-        for index, name in enumerate(names):
-            if name in names[:index]:
-                raise self.error(items[index], f"{what} names {name!r} twice; keep one.")
-        return names, items
-
-    def json_source(
-        self, pattern: regex.Pattern[str] | None, entries: Entries, where: str
-    ) -> JsonSource | None:
-        """The JSON source of a JSON page kind; ``None`` for any other kind."""
-        marks: list[str] = [key for key in ("from", "items") if key in entries]
-        if "fields" in entries and isinstance(entries["fields"][1], yaml.MappingNode):
-            marks.append("fields")
-        follow = entries["follow"][1] if "follow" in entries else None
-        by_path = isinstance(follow, yaml.SequenceNode) and any(
-            isinstance(rule, yaml.MappingNode)
-            and any(getattr(key, "value", None) == "path" for key, _ in rule.value)
-            for rule in follow.value
-        )
-        if not marks and not by_path:
-            return None
-        if pattern is not None:
-            key = marks[0] if marks else "follow"
-            what = {
-                "from": "'from:' (a JSON page kind's source)",
-                "items": "'items:' (a JSON page kind's list of records)",
-                "fields": "'fields:' as a mapping (JSON paths, for a JSON page kind)",
-                "follow": "a follow rule by 'path:' (for a JSON page kind)",
-            }[key]
-            raise self.error(
-                entries[key][0],
-                f"{where} has both 'pattern:' and {what}; a page kind takes its records "
-                "from a pattern or from JSON: remove one (with a pattern, 'fields:' is a "
-                "list naming its groups).",
-            )
-        from_pattern, location = None, None
-        from_group: int | str = 0
-        if "from" in entries:
-            node = entries["from"][1]
-            from_pattern = self.compile_pattern(node, f"{where}: from", self.flags(entries, where))
-            location = self.location(node.start_mark)
-            if JSON_GROUP in from_pattern.groupindex:
-                from_group = JSON_GROUP
-            elif from_pattern.groups == 1:
-                from_group = 1
-            else:
-                has = f"{from_pattern.groups} groups" if from_pattern.groups else "no group"
-                raise self.error(
-                    node,
-                    f"{where}: from has {has}; put the JSON in one group, e.g. "
-                    r"'__DATA__\s*=\s*(\{.*?\});' (or name it (?P<json>...) among others).",
-                )
-        items = compile_path("")
-        if "items" in entries and not _is_null(entries["items"][1]):
-            items = self.json_path(entries["items"][1], f"{where}: items")
-        paths: dict[str, JsonPath] = {}
-        if "fields" in entries:
-            fields_node = entries["fields"][1]
-            if not isinstance(fields_node, yaml.MappingNode):
-                raise self.error(
-                    fields_node,
-                    f"{where}: fields of a JSON page kind map each field to a path in an item, "
-                    "e.g. {company: company_name, city: address.city}.",
-                )
-            for key, (_, path_node) in self.mapping(fields_node, f"{where}: fields", None).items():
-                paths[key] = self.json_path(path_node, f"{where}: fields: {key}")
-        return JsonSource(items, paths, from_pattern, from_group, location)
-
-    def json_path(self, node: yaml.Node, what: str) -> JsonPath:
-        source = self.text(node, what)
-        try:
-            return compile_path(source)
-        except JsonPathError as exc:
-            mark = node.start_mark
-            column = mark.column + 1
-            pointer = ""
-            if "\n" not in source:
-                column += _raw_offset(node, exc.position)
-                pointer = caret(source, exc.position)
-            raise SpecError(
-                f"{what}: {source!r} is not a valid path: {exc.message}.{pointer}\n"
-                "A path is keys joined by '.', with [N] for a list element, [*] for every "
-                'element and "quoted keys" for keys with dots or spaces: '
-                "props.pageProps.items[0].name.",
-                Location(self.filename, mark.line + 1, column),
-            ) from None
-
     def page_fields(self, node: yaml.Node, where: str) -> PageFields:
         parts = self.mapping(node, where, ("pattern", "flags", "clean"))
         if "pattern" not in parts:
@@ -366,48 +215,6 @@ class PageReader(NodeReader):
             )
         location = self.location(pattern_node.start_mark)
         return PageFields(pattern, names, clean, raw_fields, location)
-
-    def flags(self, entries: Entries, where: str) -> int:
-        if "flags" not in entries:
-            return 0
-        result = 0
-        for node in self.sequence(entries["flags"][1], f"{where}: flags"):
-            flag = self.text(node, f"{where}: flags")
-            value = flag_value(flag)
-            if value is None:
-                raise self.error(
-                    node,
-                    f"{where}: unknown flag {flag!r}"
-                    f"{did_you_mean(flag.upper(), list(FLAGS))}; use any of {', '.join(FLAGS)}.",
-                )
-            result |= value
-        return result
-
-    def compile_pattern(self, node: yaml.Node, what: str, flags: int) -> regex.Pattern[str]:
-        source = self.text(node, what)
-        try:
-            return regex.compile(source, flags | regex.VERSION0)
-        except regex.error as exc:
-            raise self.regex_error(node, what, source, exc) from None
-        except (RecursionError, OverflowError, MemoryError):
-            raise self.error(
-                node, f"{what} nests groups too deeply to compile; simplify it."
-            ) from None
-
-    def regex_error(self, node: yaml.Node, what: str, source: str, exc: regex.error) -> SpecError:
-        position = exc.pos if exc.pos is not None else 0
-        mark = node.start_mark
-        line, column = mark.line + 1, mark.column + 1
-        pointer = ""
-        if "\n" not in source:
-            column += _raw_offset(node, position)
-            pointer = caret(source, position)
-        return SpecError(
-            f"{what} is not a valid regular expression: {exc.msg} at position {position}."
-            f"{pointer}\nFix the pattern there (in single quotes YAML keeps backslashes as "
-            "they are; double quotes need them doubled).",
-            Location(self.filename, line, column),
-        )
 
     def field_names(
         self,
@@ -455,214 +262,6 @@ class PageReader(NodeReader):
             "(write (?:...) for a group that should not capture).",
         )
 
-    def clean(
-        self,
-        node: yaml.Node,
-        where: str,
-        known: Sequence[str],
-        unknown: Callable[[str], str],
-        every: Sequence[str] | None = None,
-    ) -> tuple[dict[str, tuple[Processor, ...]], frozenset[str]]:
-        """A ``clean:`` mapping: each field's processors, and the fields marked ``raw``.
-
-        A key names a field of ``known``, several (``a, b``), or ``'*'``: each of
-        ``every`` (default ``known``), whose processors run first. A field named by
-        several keys gets their processors in the order written. ``unknown(name)``
-        is the message for a name not in ``known``.
-        """
-        entries = self.mapping(node, f"{where}: clean", None)
-        steps: dict[str, list[tuple[str, Processor]]] = {}
-        raw_fields: set[str] = set()
-        for key, (key_node, value_node) in sorted(entries.items(), key=lambda e: e[0] != "*"):
-            names = (
-                list(known if every is None else every)
-                if key == "*"
-                else self.clean_key(key, key_node, where, known, unknown)
-            )
-            field_steps, raw = self.processor_steps(value_node, f"{where}: clean: {key}")
-            for name in names:
-                steps.setdefault(name, []).extend(field_steps)
-                if raw:
-                    raw_fields.add(name)
-        return {name: chain(chained) for name, chained in steps.items()}, frozenset(raw_fields)
-
-    def clean_key(
-        self,
-        key: str,
-        key_node: yaml.Node,
-        where: str,
-        known: Sequence[str],
-        unknown: Callable[[str], str],
-    ) -> list[str]:
-        """The fields a ``clean:`` key names: one, or several separated by commas."""
-        if key in known:
-            return [key]
-        names: list[str] = []
-        start = 0
-        for part in key.split(","):
-            name = part.strip()
-            position = start + len(part) - len(part.lstrip())
-            start += len(part) + 1
-            problem = unknown(name) if name not in known else None
-            if name in names:
-                problem = f"{where}: clean: {key!r} names {name!r} twice; name it once."
-            if problem is not None:
-                mark = key_node.start_mark
-                column = mark.column + 1 + _raw_offset(key_node, position)
-                raise SpecError(problem, Location(self.filename, mark.line + 1, column))
-            names.append(name)
-        return names
-
-    def processors(self, node: yaml.Node, what: str) -> tuple[tuple[Processor, ...], bool]:
-        """One field's processors as they run (see ``scraper.fields.chain``), and ``raw``."""
-        steps, raw = self.processor_steps(node, what)
-        return chain(steps), raw
-
-    def processor_steps(
-        self, node: yaml.Node, what: str
-    ) -> tuple[list[tuple[str, Processor]], bool]:
-        """The processors of a ``clean:`` entry by name, in order, and whether ``raw`` is one."""
-        built: list[tuple[str, Processor]] = []
-        raw = False
-        for item in self.sequence(node, what):
-            if isinstance(item, yaml.MappingNode):
-                parts = self.mapping(item, what, None)
-                if len(parts) != 1:
-                    raise self.error(item, f"{what}: write one processor per list entry.")
-                name, (_, arg_node) = next(iter(parts.items()))
-                argument = self.json_value(arg_node, f"{what}: {name}")
-            else:
-                name, arg_node, argument = self.text(item, what), item, None
-            if name == "raw":
-                if argument is not None:
-                    raise self.error(
-                        arg_node, f"{what}: raw takes no argument; write it as a plain name."
-                    )
-                raw = True
-                continue
-            if name not in PROCESSORS:
-                raise self.error(
-                    item,
-                    f"{what}: unknown processor {name!r}{did_you_mean(name, list(PROCESSORS))}"
-                    f" (known: raw, {', '.join(PROCESSORS)}).",
-                )
-            try:
-                built.append((name, PROCESSORS[name](argument)))
-            except ProcessorArgumentError as exc:
-                raise self.error(arg_node, f"{what}: {name} {exc}.") from None
-            except regex.error as exc:  # sub: [pattern, replacement], findall: pattern
-                pattern_node, source = arg_node, argument
-                if isinstance(arg_node, yaml.SequenceNode):
-                    pattern_node, source = arg_node.value[0], argument[0]
-                raise self.regex_error(
-                    pattern_node, f"{what}: {name} pattern", source, exc
-                ) from None
-            except (RecursionError, OverflowError, MemoryError):
-                raise self.error(
-                    arg_node,
-                    f"{what}: {name} pattern nests groups too deeply to compile; simplify it.",
-                ) from None
-        return built, raw
-
-    def follow_rule(self, node: yaml.Node, where: str, fields: tuple[str, ...] = ()) -> FollowRule:
-        """A follow rule; ``fields``: the fields the page kind writes, for 'field:' rules."""
-        parts = self.mapping(node, f"{where} entry", FOLLOW_KEYS)
-        sources = [key for key in parts if key in ("pattern", "path", "field")]
-        if len(sources) != 1:
-            raise self.error(
-                parts[sources[1]][0] if sources else node,
-                f"{where}: each rule takes its links from one of 'pattern:' (a regex on "
-                "the page), 'path:' (a path in a JSON page) or 'field:' (a field of each "
-                "record).",
-            )
-        if "to" not in parts:
-            raise self.error(node, f"{where}: each rule needs 'to:'.")
-        if sources[0] != "pattern":
-            return self.value_rule(parts, sources[0], where, fields)
-        if "carry" in parts:
-            raise self.error(
-                parts["carry"][0],
-                f"{where}: a pattern rule carries its named groups; 'carry:' is for "
-                "'field:' rules.",
-            )
-        flags = self.flags(parts, where)
-        pattern = self.compile_pattern(parts["pattern"][1], f"{where}: pattern", flags)
-        to = self.text(parts["to"][1], f"{where}: to")
-        if "url" in pattern.groupindex:
-            url_group: int | str = "url"
-        elif pattern.groups == 1:
-            url_group = 1
-        elif pattern.groups == 0:
-            url_group = 0
-        else:
-            raise self.error(
-                parts["pattern"][1],
-                f"{where}: the pattern has {pattern.groups} groups; name the one holding the "
-                "link (?P<url>...).",
-            )
-        carry = tuple(name for name in pattern.groupindex if name != "url")
-        clean: dict[str, tuple[Processor, ...]] = {}
-        if "clean" in parts:
-            clean = self.clean(
-                parts["clean"][1],
-                where,
-                carry,
-                lambda key: (
-                    f"{where}: clean names {key!r}, which the follow pattern does not carry "
-                    f"(it carries: {', '.join(carry) or 'nothing'}; name a group "
-                    f"(?P<{key}>...) to carry it){did_you_mean(key, carry)}."
-                ),
-            )[0]
-        self.follow_targets.append((to, parts["to"][1]))
-        location = self.location(parts["pattern"][1].start_mark)
-        return FollowRule(pattern, to, url_group, carry, clean, location)
-
-    def value_rule(
-        self, parts: Entries, source: str, where: str, fields: tuple[str, ...]
-    ) -> FollowRule:
-        """A follow rule by ``path:`` or ``field:``: links that are values, not matches."""
-        for key in ("flags", "clean"):
-            if key in parts:
-                raise self.error(
-                    parts[key][0], f"{where}: '{key}:' goes with 'pattern:' rules only."
-                )
-        node = parts[source][1]
-        path, record_field = None, None
-        carry: tuple[str, ...] = ()
-        if source == "path":
-            path = self.json_path(node, f"{where}: path")
-            if "carry" in parts:
-                raise self.error(
-                    parts["carry"][0], f"{where}: 'carry:' goes with 'field:' rules only."
-                )
-        else:
-            record_field = self.record_field(node, f"{where}: field", fields)
-            if "carry" in parts:
-                carry = tuple(
-                    self.record_field(item, f"{where}: carry", fields)
-                    for item in self.sequence(parts["carry"][1], f"{where}: carry")
-                )
-        to = self.text(parts["to"][1], f"{where}: to")
-        self.follow_targets.append((to, parts["to"][1]))
-        location = self.location(node.start_mark)
-        return FollowRule(None, to, 0, carry, {}, location, path, record_field)
-
-    def record_field(self, node: yaml.Node, what: str, fields: tuple[str, ...]) -> str:
-        name = self.text(node, what)
-        if name not in fields:
-            raise self.error(
-                node,
-                f"{what}: {name!r} is not a field written by this page kind (its fields: "
-                f"{', '.join(fields) or 'none'}){did_you_mean(name, fields)}.",
-            )
-        return name
-
-    def check_follow_targets(self, pages: Mapping[str, PageSpec], where: str) -> None:
-        for to, node in self.follow_targets:
-            if to not in pages:
-                raise self.error(node, unknown_page(to, pages, where))
-        self.follow_targets.clear()
-
     def callback_name(self, node: yaml.Node, where: str) -> str:
         name = self.text(node, f"{where}: callback")
         module, _, function = name.partition(":")
@@ -675,41 +274,5 @@ class PageReader(NodeReader):
         return name
 
 
-def _raw_offset(node: yaml.Node, position: int) -> int:
-    """Columns from a one-line scalar's start to its ``position``-th decoded character.
-
-    Quotes and escapes take room in the file but not in the value: ``''`` in
-    single quotes is one quote, a backslash escape in double quotes one character.
-    """
-    style = getattr(node, "style", None)
-    mark = node.start_mark
-    raw = mark.buffer[mark.index : node.end_mark.index] if mark.buffer else ""
-    if not raw or style not in ("'", '"'):
-        return position
-    index, decoded = 1, 0
-    escape_lengths = {"x": 4, "u": 6, "U": 10}
-    while decoded < position and index < len(raw):
-        if style == "'" and raw.startswith("''", index):
-            index += 2
-        elif style == '"' and raw[index] == "\\":
-            index += escape_lengths.get(raw[index + 1 : index + 2], 2)
-        else:
-            index += 1
-        decoded += 1
-    return index
-
-
-def _is_null(node: yaml.Node) -> bool:
-    """``items:`` with nothing after it (or ``~``, ``null``): the top level."""
-    return isinstance(node, yaml.ScalarNode) and node.tag.endswith(":null")
-
-
 def _is_dotted_name(name: str) -> bool:
     return all(part.isidentifier() for part in name.split("."))
-
-
-def unknown_page(page: str, pages: Mapping[str, PageSpec], where: str) -> str:
-    return (
-        f"{where}: there is no page kind {page!r} (pages: {', '.join(pages)})"
-        f"{did_you_mean(page, pages)}."
-    )

@@ -4,7 +4,8 @@ The file is composed into YAML nodes with the safe loader (no tags that build
 Python objects) and read node by node (``scraper.yamlnodes``), so that every
 error names the file, line and column of the value at fault and says what to
 change. Page kinds are read by ``scraper.pagespec``, which compiles every
-regular expression, once.
+regular expression, once; start URLs and their vars by ``scraper.starts``; and
+``unique:`` is checked against the records' fields by ``scraper.uniquespec``.
 
 A spider describes its page kinds either inline (``pattern``, ``fields``,
 ``clean``, ... directly under the spider: one kind, called ``main``) or under
@@ -15,29 +16,20 @@ documented in README.md, "Spider format".
 from __future__ import annotations
 
 import dataclasses
-import itertools
-import math
-import string
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import regex
 import yaml
 
 from scraper.errors import Location, SpecError, SpiderNotFound
 from scraper.expect import Expectations, read_expectations
-from scraper.pagespec import (
-    NAMED_PAGE_KEYS,
-    PAGE_KEYS,
-    FollowRule,
-    PageReader,
-    PageSpec,
-    unknown_page,
-)
-from scraper.yamlnodes import Entries, close_match, compose, did_you_mean
+from scraper.followspec import FollowRule
+from scraper.pagespec import NAMED_PAGE_KEYS, PAGE_KEYS, PageReader, PageSpec
+from scraper.starts import StartReader, StartRequest, StartTemplate, StartURLs
+from scraper.yamlnodes import Entries, close_match, compose
 
 __all__ = [
     "CrawlSettings",
@@ -54,11 +46,6 @@ __all__ = [
 DEFAULT_USER_AGENT = "scraper/0.1 (+https://github.com/scraper/scraper)"
 TEXT_TYPES = ("text/", "application/xhtml+xml", "application/xml", "application/json", "+xml")
 MAIN_PAGE = "main"
-MAX_START_URLS = 100_000_000
-MAX_VARS = 100
-MAX_HOST_VALUES = 10_000
-"""Hosts a start template with a variable in its host may make when ``allowed_domains``
-is not given: they are worked out before the first request, one by one."""
 MAX_FILE_BYTES = 1024 * 1024
 """Largest spider file read (1 MiB): a spider file needs a few kilobytes."""
 HEADER_NAME = regex.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
@@ -97,133 +84,6 @@ class CrawlSettings:
         return next(
             (v for k, v in self.headers.items() if k.lower() == "user-agent"), DEFAULT_USER_AGENT
         )
-
-
-@dataclass(frozen=True)
-class StartRequest:
-    """A start URL and the page kind it goes to (``None``: the first kind)."""
-
-    url: str
-    page: str | None = None
-
-
-@dataclass(frozen=True)
-class StartTemplate:
-    """A ``start`` entry: a URL template and the values of the vars it uses.
-
-    The URLs are made one at a time as they are iterated, so a range of a
-    million values costs no memory.
-    """
-
-    template: str
-    page: str | None = None
-    variables: tuple[tuple[str, Sequence[Any]], ...] = ()
-
-    def __iter__(self) -> Iterator[StartRequest]:
-        names = [name for name, _ in self.variables]
-        for values in _product([values for _, values in self.variables]):
-            url = self.template.format(**dict(zip(names, values, strict=True)))
-            yield StartRequest(url, self.page)
-
-    def __len__(self) -> int:
-        return math.prod(len(values) for _, values in self.variables)
-
-    @property
-    def host_variables(self) -> tuple[tuple[str, Sequence[Any]], ...]:
-        """The vars used before the end of the URL's host (its first ``/``, ``?`` or ``#``
-        past the ``//``): the only ones the host can depend on."""
-        names: list[str] = []
-        past_slashes = False
-        for literal, name, _, _ in string.Formatter().parse(self.template):
-            index = 0
-            while index < len(literal):
-                if not past_slashes and literal.startswith("//", index):
-                    past_slashes, index = True, index + 2
-                    continue
-                if literal[index] in "/?#":
-                    return tuple(v for v in self.variables if v[0] in names)
-                index += 1
-            if name is not None:
-                names.append(name)
-        return tuple(v for v in self.variables if v[0] in names)
-
-    def hosts(self) -> Iterator[str]:
-        """The host names of the URLs, made from the host's vars only (see ``host_variables``)."""
-        variables = self.host_variables
-        names = [name for name, _ in variables]
-        for values in _product([values for _, values in variables]):
-            filled = dict.fromkeys((name for name, _ in self.variables), "")
-            filled.update(zip(names, values, strict=True))
-            yield (urlsplit(self.template.format(**filled)).hostname or "").lower()
-
-
-def _record_fields(spider: SpiderSpec, kind: str) -> tuple[str, ...] | None:
-    """The fields records of page kind ``kind`` have (``None``: it writes no records):
-    its own, its page's values and constants, the spider's constants and url_field,
-    and what follow rules carry to it, from page to page."""
-    page = spider.pages[kind]
-    if page.pattern is None and page.json is None:
-        return None
-    names = [n for n in (*page.fields, *page.formats) if n not in page.hidden_fields]
-    if page.page_fields is not None:
-        names += page.page_fields.names
-    names += [*page.constants, *spider.constants]
-    if spider.url_field is not None:
-        names.append(spider.url_field)
-    carried: dict[str, set[str]] = {name: set() for name in spider.pages}
-    changed = True
-    while changed:  # a carry goes on with each link followed: up to a fixed point
-        changed = False
-        for source, source_page in spider.pages.items():
-            for rule in source_page.follow:
-                more = (set(rule.carry) | carried[source]) - carried[rule.to]
-                if more:
-                    carried[rule.to] |= more
-                    changed = True
-    return tuple(dict.fromkeys([*names, *sorted(carried[kind])]))
-
-
-def _product(sequences: list[Sequence[Any]]) -> Iterator[tuple[Any, ...]]:
-    """``itertools.product`` without copying its inputs (ranges stay lazy) or recursing."""
-    if any(len(values) == 0 for values in sequences):
-        return
-    indexes = [0] * len(sequences)
-    while True:
-        yield tuple(values[i] for values, i in zip(sequences, indexes, strict=True))
-        position = len(sequences) - 1
-        while position >= 0:  # the last index turns fastest, as in itertools.product
-            indexes[position] += 1
-            if indexes[position] < len(sequences[position]):
-                break
-            indexes[position] = 0
-            position -= 1
-        else:
-            return
-
-
-@dataclass(frozen=True)
-class StartURLs:
-    """All start URLs of a spider, in order, made lazily from its templates."""
-
-    templates: tuple[StartTemplate, ...] = ()
-
-    def __iter__(self) -> Iterator[StartRequest]:
-        for template in self.templates:
-            yield from template
-
-    def __len__(self) -> int:
-        return sum(len(template) for template in self.templates)
-
-    def hosts(self) -> tuple[str, ...]:
-        """The host names of the start URLs (the default ``allowed_domains``).
-
-        Only the vars of a template's host are enumerated (at most ``MAX_HOST_VALUES``
-        combinations, checked at load), never the whole product of its vars.
-        """
-        hosts: dict[str, None] = {}
-        for template in self.templates:
-            hosts.update(dict.fromkeys(template.hosts()))
-        return tuple(hosts)
 
 
 @dataclass(frozen=True)
@@ -331,7 +191,7 @@ def parse_spiders(text: str, filename: str = "spiders.yaml") -> SpiderFile:
     return SpiderFile(Path(filename), spiders)
 
 
-class _SpecReader(PageReader):
+class _SpecReader(PageReader, StartReader):
     """Reads a whole spider file: defaults, spiders, their start URLs and settings."""
 
     def settings(
@@ -478,154 +338,3 @@ class _SpecReader(PageReader):
         )
         self.check_unique(spider, where, inline="pages" not in entries)
         return spider
-
-    def check_unique(self, spider: SpiderSpec, where: str, inline: bool) -> None:
-        """Refuse a ``unique:`` field that the records of a page kind it applies to lack.
-
-        Not checked when a page kind has a callback: its records, and the fields its
-        requests carry to any page kind, are known only when it runs.
-        """
-        nodes, self.unique_nodes = self.unique_nodes, {}
-        if not nodes or any(page.callback for page in spider.pages.values()):
-            return
-        for kind, page in spider.pages.items():
-            own = kind in nodes
-            fields = page.unique if page.unique is not None else spider.unique
-            if not fields:
-                continue
-            has = _record_fields(spider, kind)
-            if has is None:  # a page kind that writes no records
-                if own:
-                    raise self.error(
-                        nodes[kind][0],
-                        f"{where}, page {kind!r}: unique: the page kind writes no records "
-                        "(it has no pattern and no JSON fields); remove unique here.",
-                    )
-                continue
-            for name, node in zip(fields, nodes[kind if own else ""], strict=True):
-                if name not in has:
-                    whose = (
-                        f"{where}, page {kind!r}: unique names field {name!r}, which its records"
-                        if own and not inline
-                        else f"{where}: unique names field {name!r}, which "
-                        + ("its records" if inline else f"the records of page kind {kind!r}")
-                    )
-                    raise self.error(
-                        node,
-                        f"{whose} do not have (they have: {', '.join(has) or 'nothing'})"
-                        f"{did_you_mean(name, has)}.",
-                    )
-
-    def start(
-        self,
-        entries: Entries,
-        where: str,
-        pages: Mapping[str, PageSpec],
-        settings: CrawlSettings,
-    ) -> StartURLs:
-        variables: dict[str, Sequence[Any]] = {}
-        var_nodes: dict[str, yaml.Node] = {}
-        if "vars" in entries:
-            var_entries = self.mapping(entries["vars"][1], f"{where}: vars", None)
-            if len(var_entries) > MAX_VARS:
-                raise self.error(
-                    entries["vars"][0],
-                    f"{where}: vars defines {len(var_entries):,} names; the most is "
-                    f"{MAX_VARS}. Put values that go together in one var's list.",
-                )
-            for key, (key_node, node) in var_entries.items():
-                variables[key] = self.variable(node, f"{where}: vars: {key}")
-                var_nodes[key] = key_node
-        used: set[str] = set()
-        templates: list[StartTemplate] = []
-        for item in self.sequence(entries["start"][1], f"{where}: start"):
-            page = None
-            url_node = item
-            if isinstance(item, yaml.MappingNode):
-                parts = self.mapping(item, f"{where}: start entry", ("url", "page"))
-                if "url" not in parts:
-                    raise self.error(item, f"{where}: a start entry needs 'url:'.")
-                url_node = parts["url"][1]
-                if "page" in parts:
-                    page = self.text(parts["page"][1], f"{where}: start: page")
-                    if page not in pages:
-                        raise self.error(parts["page"][1], unknown_page(page, pages, where))
-            template = self.text(url_node, f"{where}: start")
-            names = self.template_names(url_node, template, f"{where}: start", "vars")
-            for name in names:
-                if name not in variables:
-                    raise self.error(
-                        url_node,
-                        f"{where}: start uses {{{name}}} but 'vars:' defines no {name!r}; "
-                        "add it under vars (a list, or {range: [start, stop, step]}).",
-                    )
-            used.update(names)
-            order = tuple((name, variables[name]) for name in dict.fromkeys(names))
-            start = StartTemplate(template, page, order)
-            count = start.__len__()  # len() cannot return more than sys.maxsize
-            if count > MAX_START_URLS:
-                raise self.error(
-                    url_node,
-                    f"{where}: start makes {count:,} URLs; the most is "
-                    f"{MAX_START_URLS:,}. Use smaller ranges.",
-                )
-            host_values = math.prod(len(values) for _, values in start.host_variables)
-            if host_values > MAX_HOST_VALUES and not settings.allowed_domains:
-                in_host = ", ".join(f"{{{name}}}" for name, _ in start.host_variables)
-                raise self.error(
-                    url_node,
-                    f"{where}: start URL template has a variable in its host ({in_host}: "
-                    f"{host_values:,} hosts); list allowed_domains: the domains the crawl may "
-                    f"go to (without it, a host variable may have {MAX_HOST_VALUES:,} values "
-                    "at most).",
-                )
-            for request in itertools.islice(start, 1):
-                if not request.url.startswith(("http://", "https://")):
-                    raise self.error(
-                        url_node,
-                        f"{where}: start URL {request.url!r} must begin with http:// or https://.",
-                    )
-            templates.append(start)
-        for name, key_node in var_nodes.items():
-            if name not in used:
-                raise self.error(
-                    key_node,
-                    f"{where}: vars defines {name!r} but no start URL uses {{{name}}}; "
-                    f"remove it, or use {{{name}}} in a start URL.",
-                )
-        return StartURLs(tuple(templates))
-
-    def variable(self, node: yaml.Node, what: str) -> Sequence[Any]:
-        if isinstance(node, yaml.MappingNode):
-            parts = self.mapping(node, what, ("range",))
-            if "range" not in parts:
-                raise self.error(node, f"{what} must be a list of values or {{range: [...]}}.")
-            bounds = self.value(parts["range"][1])
-            if (
-                not isinstance(bounds, list)
-                or not 1 <= len(bounds) <= 3
-                or not all(isinstance(b, int) and not isinstance(b, bool) for b in bounds)
-                or (len(bounds) == 3 and bounds[2] == 0)
-            ):
-                raise self.error(
-                    parts["range"][1],
-                    f"{what}: range must be [stop], [start, stop] or [start, stop, step] "
-                    "in whole numbers, step not 0 (stop is excluded, as in Python).",
-                )
-            values: Sequence[Any] = range(*bounds)
-            try:
-                len(values)
-            except OverflowError:
-                raise self.error(parts["range"][1], f"{what}: the range is too long.") from None
-        else:
-            values = self.value(node)
-            if not isinstance(values, list):
-                values = [values]
-            if not all(isinstance(v, (str, int, float)) for v in values):
-                raise self.error(
-                    node, f"{what} must be a list of strings or numbers, or {{range: [...]}}."
-                )
-            values = tuple(values)
-        if not values:
-            raise self.error(node, f"{what} gives no values, so no start URL would be made.")
-        return values

@@ -21,7 +21,8 @@ from scraper.errors import FetchError, ScraperError
 from scraper.extract import Extraction, ExtractTimeout, PageFailed, extract
 from scraper.fetch import Fetcher, decode
 from scraper.models import Page, Request
-from scraper.pagespec import FLAGS, WHOLE_MATCH_FIELD, PageSpec, caret, flag_value
+from scraper.pagespec import WHOLE_MATCH_FIELD, PageSpec
+from scraper.regexspec import FLAGS, caret, flag_value
 from scraper.spec import CrawlSettings, SpiderSpec, StartURLs
 from scraper.wire import open_wire
 

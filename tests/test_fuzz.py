@@ -28,7 +28,7 @@ from hypothesis import strategies as st
 
 from scraper.errors import SpecError
 from scraper.expect import EXPECT_KEYS
-from scraper.pagespec import FLAG_ALIASES, FLAGS
+from scraper.regexspec import FLAG_ALIASES, FLAGS
 from scraper.spec import (
     PAGE_KEYS,
     SETTING_KEYS,

@@ -3,8 +3,8 @@
 A rule takes its links from a pattern on the page, from a JSON ``path:`` of a
 JSON page, or from a ``field:`` of each record. ``FollowReader`` reads the rules
 of a page kind and remembers the page kinds they go to until every kind of the
-spider is known. How links are made absolute and followed is in
-``scraper.extract``.
+spider is known. The rules are applied to a page when it is extracted
+(``scraper.extract``).
 """
 
 from __future__ import annotations
@@ -56,6 +56,7 @@ class FollowReader(CleanReader, JsonReader):
     def __init__(self, filename: str) -> None:
         super().__init__(filename)
         self.follow_targets: list[tuple[str, yaml.Node]] = []
+        """The page kind each rule read goes to (``to:``), checked once the spider is known."""
 
     def follow_rule(self, node: yaml.Node, where: str, fields: tuple[str, ...] = ()) -> FollowRule:
         """A follow rule; ``fields``: the fields the page kind writes, for 'field:' rules."""

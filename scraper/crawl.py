@@ -35,10 +35,11 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from scraper.callbacks import Callback
 from scraper.errors import FetchError, OutputError
 from scraper.export import RecordSink
-from scraper.extract import Extraction, ExtractTimeout, PageFailed, extract
+from scraper.extract import Extraction, ExtractTimeout, extract
 from scraper.fetch import Fetcher
 from scraper.frontier import Frontier, UniqueRecords
 from scraper.hosts import HostSlots
+from scraper.jsonpage import PageFailed
 from scraper.models import Page, Record, Request
 from scraper.robots import RobotsRules
 from scraper.spec import SpiderSpec

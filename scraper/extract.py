@@ -19,17 +19,18 @@ value that ``int``/``float`` cannot read); dropped records are counted by
 used by ``format:`` but are not written. Constant fields, the page URL
 (``url_field``) and fields carried from the linking page are added last.
 
-A JSON page kind (``spec.json``) takes its records from JSON instead: the page
-body, or every match of its ``from:`` pattern (the group holding the JSON), is
-read by ``scraper.fields.load_json``, as strictly as by the ``json`` processor
-(NaN, Infinity and ``1e999`` refused); a page that is not JSON fails alone as
-``not JSON``, with the line, column and character of
-the fault in the page. ``items:`` leads to the list of records in it (an object
-there is one record; nothing there, none), and each field's path is read in one
-item (``None`` where the item lacks it). Values keep their JSON types; strings
-are stripped as above, then ``format:`` and ``clean:`` run as on matches. A
-large JSON page is never parsed on the event loop: the first, short try sends it
-to a worker thread (``ExtractTimeout``), since a parse cannot be interrupted.
+A JSON page kind (``spec.json``) takes its records from JSON instead (read in
+``scraper.jsonpage``): the page body, or every match of its ``from:`` pattern
+(the group holding the JSON), is read by ``scraper.jsonvalues.load_json``, as
+strictly as by the ``json`` processor (NaN, Infinity and ``1e999`` refused); a
+page that is not JSON fails alone as ``not JSON``, with the line, column and
+character of the fault in the page. ``items:`` leads to the list of records in
+it (an object there is one record; nothing there, none), and each field's path
+is read in one item (``None`` where the item lacks it). Values keep their JSON
+types; strings are stripped as above, then ``format:`` and ``clean:`` run as on
+matches. A large JSON page is never parsed on the event loop: the first, short
+try sends it to a worker thread (``ExtractTimeout``), since a parse cannot be
+interrupted.
 
 ``page_fields:`` is a pattern run once on the page (its first match); its named
 groups, stripped and cleaned, are added to every record of the page (``None``
@@ -37,80 +38,57 @@ when it does not match; the records' own fields win). A processor that drops
 the value drops every record of the page, counted by the same reason.
 
 Follow rules are applied to the same page: each match gives a link, made
-absolute against the page (see ``Page.urljoin``) and without its fragment,
-sent to the rule's page kind with the rule's other named groups carried along.
-A callback's ``Request`` goes, unless it names a page kind, to the kind of the
+absolute against the page (see ``Page.urljoin``) and without its fragment, sent
+to the rule's page kind with the rule's other named groups carried along. A
+callback's ``Request`` goes, unless it names a page kind, to the kind of the
 page that yielded it. The spider's ``only``/``skip`` filters are decided here,
 so the frontier only admits. A rule by ``path:`` takes its links from the JSON
 documents of the page, one by ``field:`` from that field of each record (with
 the fields it ``carry``s); a list there gives a link per string in it, a value
-that is no string a ``bad url``. Links that go nowhere are counted in
-``Extraction.skipped``, never fail the page: ``bad url`` (it cannot be parsed
-into a URL), ``not in only``, ``skip``, ``filter timeout`` (see below) and,
-for a callback's ``Request``, ``link not JSON`` (a carry JSON cannot store).
+that is no string a ``bad url``. Links are made absolute and filtered in
+``scraper.links``. Links that go nowhere are counted in ``Extraction.skipped``,
+never fail the page: ``bad url`` (it cannot be parsed into a URL), ``not in
+only``, ``skip``, ``filter timeout`` (see below) and, for a callback's
+``Request``, ``link not JSON`` (a carry JSON cannot store).
 
-What a callback yields is checked before it is written, since a callback can
-yield anything: a record that JSON cannot store as it is (a set, bytes, an
-object, a non-string key, a circular or too deep value, a lone surrogate, an
-int too long to print) is dropped as ``FIELD: not JSON (WHAT)`` (``record not
-JSON (WHAT)`` for a bad key), a NaN or infinity as ``FIELD: not finite``.
-Records built from patterns and JSON are not checked here: their values are
-what JSON can hold (a lone surrogate escape in JSON is read as U+FFFD).
+What a callback yields is checked (in ``scraper.yielded``) before it is written,
+since a callback can yield anything: a record that JSON cannot store as it is (a
+set, bytes, an object, a non-string key, a circular or too deep value, a lone
+surrogate, an int too long to print) is dropped as ``FIELD: not JSON (WHAT)``
+(``record not JSON (WHAT)`` for a bad key), a NaN or infinity as ``FIELD: not
+finite``. Records built from patterns and JSON are not checked here: their
+values are what JSON can hold (a lone surrogate escape in JSON is read as
+U+FFFD).
 
-Every regex runs under the spider's ``extract_timeout`` for the whole page, the
-``sub`` processors of its fields and the ``only``/``skip`` filters of its links
-included (our own work on the matches, and a callback's own time, are not
-counted): a pattern that backtracks without end raises ``ExtractTimeout``
-instead of stalling the crawl. Filters that run out of the budget do not fail
-the page: the links not yet decided are skipped as ``filter timeout``; only an
-attempt with a shorter ``timeout`` than ``extract_timeout`` (the crawl's try
-on the event loop) raises ``ExtractTimeout`` instead, to be run again with
-the whole budget.
-"""
+Every regex runs under the spider's ``extract_timeout`` for the whole page
+(``scraper.deadline``), the ``sub`` processors of its fields and the
+``only``/``skip`` filters of its links included (our own work on the matches,
+and a callback's own time, are not counted): a pattern that backtracks without
+end raises ``ExtractTimeout`` instead of stalling the crawl. Filters that run
+out of the budget do not fail the page: the links not yet decided are skipped as
+``filter timeout``; only an attempt with a shorter ``timeout`` than
+``extract_timeout`` (the crawl's try on the event loop) raises
+``ExtractTimeout`` instead, to be run again with the whole budget."""
 
 from __future__ import annotations
 
-import json
 import logging
-import math
-import re
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
-from urllib.parse import urldefrag, urljoin, urlsplit
 
-import regex
-
+from scraper.deadline import ExtractTimeout, finditer
 from scraper.fields import PATTERN_DEADLINE, DropRecord, Processor
-from scraper.jsonspec import JsonSource
-from scraper.jsonvalues import load_json
+from scraper.jsonpage import INLINE_JSON_CHARS, json_documents, json_items
+from scraper.links import absolute, filtered
 from scraper.models import Page, Record, Request
 from scraper.pagespec import PageFields
-from scraper.spec import CrawlSettings, FollowRule, PageSpec, SpiderSpec
+from scraper.spec import FollowRule, PageSpec, SpiderSpec
+from scraper.yielded import from_callback, record_problem
 
 log = logging.getLogger("scraper")
-
-INLINE_JSON_CHARS = 256 * 1024
-"""Largest JSON page parsed on the event loop's short try (a few ms); a larger one is
-parsed in a worker thread, as ``json.loads`` cannot be stopped once started."""
-
-
-class ExtractTimeout(Exception):
-    """A page's patterns ran past the spider's ``extract_timeout``."""
-
-
-class PageFailed(Exception):
-    """The page cannot be extracted as its kind says (``not JSON``); it fails alone.
-
-    ``reason`` is counted in the crawl's stats, ``detail`` logged with the URL.
-    """
-
-    def __init__(self, reason: str, detail: str) -> None:
-        self.reason = reason
-        self.detail = detail
-        super().__init__(f"{reason}: {detail}")
 
 
 @dataclass
@@ -164,7 +142,7 @@ def extract(
         raise ExtractTimeout(str(exc)) from None
     finally:
         PATTERN_DEADLINE.reset(token)
-    result.requests = _filtered(links, settings, result.skipped, deadline, final, concurrent)
+    result.requests = filtered(links, settings, result.skipped, deadline, final, concurrent)
     if callback is not None:
         # The callback's links get what is left of the whole page budget: the callback
         # cannot be run again, so they are never sent back as an ExtractTimeout.
@@ -174,11 +152,11 @@ def extract(
         links = []
         for item in produced or ():
             if isinstance(item, Request):
-                link = _from_callback(item, page, spider, result.skipped)
+                link = from_callback(item, page, spider, result.skipped)
                 if link is not None:
                     links.append(link)
             elif isinstance(item, dict):
-                problem = _record_problem(item)
+                problem = record_problem(item)
                 if problem is None:
                     result.records.append(item)
                 else:
@@ -189,7 +167,7 @@ def extract(
                     "yield dicts (records) or scraper.Request objects"
                 )
         deadline = time.monotonic() + max(left, 0.0)
-        result.requests += _filtered(links, settings, result.skipped, deadline, True, concurrent)
+        result.requests += filtered(links, settings, result.skipped, deadline, True, concurrent)
     if unstated and result.records:
         result.dropped[unstated] += len(result.records)
         result.records = []
@@ -203,28 +181,21 @@ def _match(
     """The page kind's pattern (or JSON) and follow rules: records into ``result``; the links."""
     documents: Sequence[Any] = ()
     if spec.pattern is not None:
-        build = _builder(spec)
-        for match in _finditer(spec.pattern, page.text, deadline, concurrent):
-            try:
-                record = build(match, page)
-            except DropRecord as drop:
-                result.dropped[drop.reason] += 1
-                continue
-            result.records.append(record)
+        _build_records(page, spec, finditer(spec.pattern, page.text, deadline, concurrent), result)
     elif spec.json is not None:
-        documents = _json_documents(page, spec.json, deadline, concurrent)
+        documents = json_documents(page, spec.json, deadline, concurrent)
         if spec.fields:
-            _json_records(page, spec, documents, result)
+            _build_records(page, spec, json_items(spec.json, documents), result)
     links: list[Request] = []
     for rule in spec.follow:
         if rule.pattern is None:
             _value_links(page, spec, rule, documents, result, links)
             continue
-        for match in _finditer(rule.pattern, page.text, deadline, concurrent):
+        for match in finditer(rule.pattern, page.text, deadline, concurrent):
             href = match.group(rule.url_group)
             if not href:
                 continue
-            url = _absolute(page, href)
+            url = absolute(page, href)
             if url is None:
                 result.skipped["bad url"] += 1
                 continue
@@ -239,49 +210,16 @@ def _match(
     return links
 
 
-def _json_documents(page: Page, source: JsonSource, deadline: float, concurrent: bool) -> list[Any]:
-    """The JSON of a page: its body, or what each match of ``from:`` captures."""
-    if source.from_pattern is None:
-        return [_parse_json(page.text, page.text, 0, "")]
-    documents = []
-    for match in _finditer(source.from_pattern, page.text, deadline, concurrent):
-        captured = match.group(source.from_group)
-        if captured is not None:
-            start = match.start(source.from_group)
-            documents.append(_parse_json(captured, page.text, start, ", in what from: captured"))
-    return documents
-
-
-def _parse_json(text: str, page_text: str, start: int, where: str) -> Any:
-    """``text`` (found at ``start`` in ``page_text``) parsed; ``PageFailed`` if not JSON,
-    saying where in the page (``where``: what part of it)."""
-    try:
-        return load_json(text)
-    except json.JSONDecodeError as exc:
-        position = start + exc.pos
-        line = page_text.count("\n", 0, position) + 1
-        column = position - page_text.rfind("\n", 0, position)
-        detail = f"{exc.msg} at line {line}, column {column} (char {position})"
-    except ValueError as exc:  # NaN, 1e999, an int of over 4,300 digits, nesting too deep
-        detail = str(exc)
-    raise PageFailed("not JSON", f"not JSON: {detail}{where}")
-
-
-def _json_records(page: Page, spec: PageSpec, documents: Sequence[Any], result: Extraction) -> None:
-    """One record per item of each document, into ``result``."""
-    assert spec.json is not None
+def _build_records(page: Page, spec: PageSpec, items: Iterable[Any], result: Extraction) -> None:
+    """One record per match of the pattern (or item of a JSON page), into ``result``."""
     build = _builder(spec)
-    for document in documents:
-        items = spec.json.items(document)
-        if items is None:
+    for item in items:
+        try:
+            record = build(item, page)
+        except DropRecord as drop:
+            result.dropped[drop.reason] += 1
             continue
-        for item in items if type(items) is list else (items,):
-            try:
-                record = build(item, page)
-            except DropRecord as drop:
-                result.dropped[drop.reason] += 1
-                continue
-            result.records.append(record)
+        result.records.append(record)
 
 
 def _value_links(
@@ -307,7 +245,7 @@ def _value_links(
         for href in value if type(value) is list else (value,):
             if href is None or href == "":
                 continue
-            url = _absolute(page, href, html_text) if isinstance(href, str) else None
+            url = absolute(page, href, html_text) if isinstance(href, str) else None
             if url is None:
                 result.skipped["bad url"] += 1
                 continue
@@ -333,74 +271,6 @@ def _stated(page: Page, spec: PageFields, deadline: float, concurrent: bool) -> 
             value = _clean_text(value)
         values[name] = _process(name, value, spec.clean.get(name, ()), page)
     return values
-
-
-def _absolute(page: Page, href: str, html_text: bool = True) -> str | None:
-    """``href`` made absolute against ``page``, without its fragment; ``None`` when it
-    cannot be parsed into a URL (``http://[oops/``, a port that is no number).
-
-    ``html_text``: ``href`` is as written in HTML, so entities are decoded first."""
-    try:
-        joined = page.urljoin(href) if html_text else urljoin(page.base_url, href.strip())
-        url, _ = urldefrag(joined)
-        _ = urlsplit(url).port  # reading the port is what raises for a bad one
-    except ValueError:
-        return None
-    return url
-
-
-def _filtered(
-    links: list[Request],
-    settings: CrawlSettings,
-    skipped: Counter[str],
-    deadline: float,
-    final: bool,
-    concurrent: bool,
-) -> list[Request]:
-    """The links that pass the ``only``/``skip`` filters, all decided by ``deadline``.
-
-    The others are counted in ``skipped``; those still undecided at the deadline as
-    ``filter timeout`` (or, unless ``final``, an ``ExtractTimeout`` is raised).
-    """
-    if not (settings.only or settings.skip) or not links:
-        return links
-    kept: list[Request] = []
-    for index, link in enumerate(links):
-        try:
-            if settings.only and not any(
-                _search(p, link.url, deadline, concurrent) for p in settings.only
-            ):
-                skipped["not in only"] += 1
-            elif any(_search(p, link.url, deadline, concurrent) for p in settings.skip):
-                skipped["skip"] += 1
-            else:
-                kept.append(link)
-        except TimeoutError:
-            if not final:
-                raise ExtractTimeout("the only/skip filters") from None
-            skipped["filter timeout"] += len(links) - index
-            break
-    return kept
-
-
-def _search(pattern: regex.Pattern[str], text: str, deadline: float, concurrent: bool) -> bool:
-    remaining = deadline - time.monotonic()
-    if remaining <= 0:
-        raise TimeoutError(pattern.pattern)
-    return pattern.search(text, timeout=remaining, concurrent=concurrent) is not None
-
-
-def _finditer(
-    pattern: regex.Pattern[str], text: str, deadline: float, concurrent: bool
-) -> list[Any]:
-    # All matches first, then our own work on them: the budget is the pattern's alone.
-    remaining = deadline - time.monotonic()
-    if remaining <= 0:
-        raise ExtractTimeout(pattern.pattern)
-    try:
-        return list(pattern.finditer(text, timeout=remaining, concurrent=concurrent))
-    except TimeoutError:
-        raise ExtractTimeout(pattern.pattern) from None
 
 
 def _carried(rule: FollowRule, match: Any, page: Page) -> dict[str, Any]:
@@ -490,92 +360,6 @@ def _process(name: str, value: Any, processors: tuple[Processor, ...], page: Pag
     except DropRecord as drop:
         raise DropRecord(f"{name}: {drop.reason}") from None
     return value
-
-
-def _from_callback(
-    request: Request, page: Page, spider: SpiderSpec, skipped: Counter[str]
-) -> Request | None:
-    """A callback's request, made absolute, one level deeper, to a page kind that exists;
-    ``None`` (counted in ``skipped``) for a bad URL or a carry JSON cannot store."""
-    kind = request.page or page.request.page or spider.first_page
-    if kind not in spider.pages:
-        raise ValueError(
-            f"a callback yielded Request(page={kind!r}), but the spider has no such page kind "
-            f"(pages: {', '.join(spider.pages)})"
-        )
-    url = _absolute(page, request.url) if isinstance(request.url, str) else None
-    if url is None:
-        skipped["bad url"] += 1
-        return None
-    carry = request.carry
-    if not isinstance(carry, Mapping) or _record_problem(carry) is not None:
-        skipped["link not JSON"] += 1
-        return None
-    depth = max(request.depth, page.request.depth + 1)
-    return replace(request, url=url, page=kind, depth=depth)
-
-
-MAX_NESTING = 100
-"""Levels of lists and dicts a callback's value may nest: JSON writers recurse."""
-MAX_INT_BITS = 14_000
-"""About 4,200 digits: Python refuses to print an int of over 4,300 as JSON."""
-_SURROGATE = re.compile("[\ud800-\udfff]")
-
-
-def _record_problem(record: Mapping[Any, Any]) -> str | None:
-    """Why JSON cannot store ``record`` as it is (a reason for ``dropped``), or ``None``."""
-    for key, value in record.items():
-        problem = _key_problem(key)
-        if problem is not None:
-            return f"record not JSON ({problem})"
-        problem = _value_problem(value, set())
-        if problem is not None:
-            return f"{key}: {problem}"
-    return None
-
-
-def _key_problem(key: object) -> str | None:
-    if not isinstance(key, str):
-        return f"{type(key).__name__} key"
-    if not key.isascii() and _SURROGATE.search(key):
-        return "lone surrogate in a key"
-    return None
-
-
-def _value_problem(value: object, parents: set[int]) -> str | None:
-    """What in ``value`` JSON cannot store; ``parents``: the ids of the lists and dicts
-    that hold it, to tell a circular value."""
-    if value is None or isinstance(value, bool):
-        return None
-    if isinstance(value, str):
-        if value.isascii() or not _SURROGATE.search(value):
-            return None
-        return "not JSON (lone surrogate)"
-    if isinstance(value, int):
-        return None if value.bit_length() <= MAX_INT_BITS else "not JSON (int too long)"
-    if isinstance(value, float):
-        return None if math.isfinite(value) else "not finite"
-    if not isinstance(value, (list, tuple, dict)):
-        return f"not JSON ({type(value).__name__})"
-    if id(value) in parents:
-        return "not JSON (circular)"
-    if len(parents) >= MAX_NESTING:
-        return f"not JSON (nested over {MAX_NESTING} deep)"
-    parents.add(id(value))
-    try:
-        if isinstance(value, dict):
-            for key, item in value.items():
-                problem = _key_problem(key) or _value_problem(item, parents)
-                if problem is not None:
-                    return problem if problem.startswith("not ") else f"not JSON ({problem})"
-        else:
-            for item in value:
-                problem = _value_problem(item, parents)
-                if problem is not None:
-                    return problem
-    finally:
-        parents.discard(id(value))
-    return None
 
 
 def _finish(

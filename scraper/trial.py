@@ -18,8 +18,9 @@ from typing import TYPE_CHECKING
 import regex
 
 from scraper.errors import FetchError, ScraperError
-from scraper.extract import Extraction, ExtractTimeout, PageFailed, extract
+from scraper.extract import Extraction, ExtractTimeout, extract
 from scraper.fetch import Fetcher, decode
+from scraper.jsonpage import PageFailed
 from scraper.models import Page, Request
 from scraper.pagespec import WHOLE_MATCH_FIELD, PageSpec
 from scraper.regexspec import FLAGS, caret, flag_value

@@ -269,7 +269,7 @@ def test_format_builds_fields_from_json_values() -> None:
     ids=["empty", "nan", "infinity", "too-large", "deep", "html", "two-documents"],
 )
 def test_what_is_not_json_fails_the_page_saying_why(text: str, detail: str) -> None:
-    from scraper.extract import PageFailed
+    from scraper.jsonpage import PageFailed
 
     with pytest.raises(PageFailed) as failed:
         run_json("fields: {a: a}", text)
@@ -277,7 +277,7 @@ def test_what_is_not_json_fails_the_page_saying_why(text: str, detail: str) -> N
 
 
 def test_from_positions_a_fault_in_the_page_not_in_the_capture() -> None:
-    from scraper.extract import PageFailed
+    from scraper.jsonpage import PageFailed
 
     page = '<html>\n<script>var DATA = {"a": [1, 2,]};</script>\n</html>'
     with pytest.raises(PageFailed) as failed:
@@ -321,7 +321,8 @@ def test_path_follow_takes_every_link_of_a_list_and_skips_what_is_not_a_link() -
 
 
 def test_a_large_json_page_is_parsed_in_a_thread_not_in_the_short_inline_try() -> None:
-    from scraper.extract import INLINE_JSON_CHARS, ExtractTimeout
+    from scraper.extract import ExtractTimeout
+    from scraper.jsonpage import INLINE_JSON_CHARS
 
     spider = parse_spiders(
         "spiders:\n  test:\n    start: https://api.example/\n    fields: {a: a}\n", "t.yaml"

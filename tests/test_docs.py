@@ -18,7 +18,8 @@ import pytest
 
 import scraper
 from scraper.cassette import cassette_transport, default_cassette
-from scraper.cli import EXIT_BY_SIGNAL, EXIT_FAILURES, EXIT_OK, EXIT_USAGE, _parser
+from scraper.cli import _parser
+from scraper.console import EXIT_BY_SIGNAL, EXIT_FAILURES, EXIT_OK, EXIT_USAGE
 from scraper.crawl import Crawler
 from scraper.fields import PROCESSORS
 from scraper.models import Record

@@ -1,0 +1,253 @@
+"""What each ``scraper`` command does: ``list``, ``check``, ``run``, ``try`` and ``test``.
+
+Each handler takes the parsed arguments and returns the exit code; the errors it
+raises are turned into messages and exit codes by ``scraper.cli.main``. The
+modules a command needs are imported when it runs, to keep ``scraper --help`` fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from contextlib import ExitStack
+from pathlib import Path
+
+from scraper.console import (
+    EXIT_BY_SIGNAL,
+    EXIT_FAILURES,
+    EXIT_OK,
+    EXIT_USAGE,
+    Progress,
+    tell,
+)
+from scraper.errors import CassetteError, ScraperError
+
+
+def list_command(args: argparse.Namespace) -> int:
+    """``scraper list``: the spiders of the file, one a line, with their descriptions."""
+    from scraper.spec import load_spiders
+
+    spiders = load_spiders(args.file).spiders
+    width = max((len(name) for name in spiders), default=0)
+    for name, spider in spiders.items():
+        print(f"{name:<{width}}  {spider.description}".rstrip())
+    return EXIT_OK
+
+
+def check_command(args: argparse.Namespace) -> int:
+    """``scraper check``: load and validate the spiders; warn about risky patterns."""
+    from scraper.callbacks import resolve_callbacks
+    from scraper.lint import pattern_warnings
+    from scraper.spec import load_spiders
+
+    spider_file = load_spiders(args.file)
+    names = args.names or list(spider_file.spiders)
+    for name in names:
+        spider = spider_file.get(name)
+        resolve_callbacks(spider, Path(args.file).parent)
+        for warning in pattern_warnings(spider):
+            print(f"scraper: warning: {warning}", file=sys.stderr)
+        pages = len(spider.pages)
+        print(
+            f"ok  {name}: {len(spider.start)} start URL(s), {pages} page kind(s)",
+            file=sys.stderr,
+        )
+    return EXIT_OK
+
+
+def run_command(args: argparse.Namespace) -> int:
+    """``scraper run``: crawl one spider, records out as JSON Lines."""
+    from scraper.callbacks import resolve_callbacks
+    from scraper.crawl import run_spider
+    from scraper.export import JsonLinesWriter
+    from scraper.spec import load_spiders
+    from scraper.state import CrawlState
+
+    spider_path = Path(args.file)
+    spider = load_spiders(spider_path).get(args.name)
+    callbacks = resolve_callbacks(spider, spider_path.parent)
+    if args.cassette and not (args.offline or args.record):
+        raise ScraperError("--cassette goes with --offline or --record.")
+    if (args.resume or args.state) and not args.output:
+        raise ScraperError("--resume needs an output file: add -o PATH.")
+    if args.state and not args.resume:
+        raise ScraperError("--state goes with --resume.")
+    if args.output is None and sys.stdout is None:
+        raise ScraperError(
+            "stdout is closed, so the records have nowhere to go: "
+            "give them a file with -o PATH (or run without closing stdout)."
+        )
+    if args.workers != 1:
+        return _run_workers(args)
+    with ExitStack() as stack:
+        transport = None
+        if args.offline or args.record:
+            from scraper.cassette import cassette_transport, default_cassette
+
+            path = Path(args.cassette or default_cassette(spider_path, args.name))
+            transport = stack.enter_context(
+                cassette_transport(path, record=args.record, spider=spider.name)
+            )
+        state = None
+        if args.output:
+            state_path = Path(args.state or f"{args.output}.state")
+            CrawlState.check_paths(state_path, Path(args.output))
+            # A worker of --workers shares the output its parent has claimed.
+            if args.shard == (0, 1):
+                _claim(stack, args.output, "-o PATH")
+            if args.resume:
+                _claim(stack, state_path, "--state PATH")
+                state = CrawlState.for_output(state_path, Path(args.output), spider.name)
+                stack.callback(state.close)
+            else:
+                CrawlState.remove(state_path)  # a fresh output makes an old state meaningless
+        sharing = args.shard != (0, 1)  # a worker of --workers: the output is shared
+        writer = JsonLinesWriter(args.output, append=state is not None or sharing)
+        stack.callback(writer.close)
+        progress = Progress() if not args.quiet and sys.stderr.isatty() else None
+        stats, stopped_by = run_spider(
+            spider,
+            writer,
+            callbacks=callbacks,
+            transport=transport,
+            on_progress=progress.show if progress else None,
+            state=state,
+            shard=args.shard,
+        )
+        if progress:
+            progress.clear()
+    if args.stats_to:
+        args.stats_to.write_text(stats.to_json(), encoding="utf-8")
+    elif not args.quiet:
+        tell(stats.summary())
+    if stopped_by is not None:
+        return EXIT_BY_SIGNAL.get(stopped_by, EXIT_FAILURES)
+    return EXIT_FAILURES if stats.failures else EXIT_OK
+
+
+def _run_workers(args: argparse.Namespace) -> int:
+    from scraper.workers import run_workers
+
+    if args.workers < 1:
+        raise ScraperError("--workers must be at least 1.")
+    if not args.output:
+        raise ScraperError("--workers needs an output file: add -o PATH.")
+    if args.resume or args.record:
+        raise ScraperError("--workers does not go with --resume or --record.")
+    argv = [args.name, "-f", args.file, "-o", args.output, "-q"]
+    argv += ["--offline"] if args.offline else []
+    argv += ["--cassette", args.cassette] if args.cassette else []
+    argv += ["-v"] if args.verbose else []
+    started = time.monotonic()
+    with ExitStack() as stack:
+        _claim(stack, args.output, "-o PATH")
+        stats, codes = run_workers(args.workers, argv, Path(args.output))
+    stats.started = started
+    stats.finished = time.monotonic()
+    if not args.quiet:
+        tell(stats.summary())
+    for code in (EXIT_USAGE, *EXIT_BY_SIGNAL.values()):
+        if code in codes:
+            return code
+    return max(codes)
+
+
+def _claim(stack: ExitStack, path: str | Path, option: str) -> None:
+    """Hold ``path`` for this run (see ``RunLock``), released when ``stack`` closes."""
+    from scraper.export import RunLock
+
+    lock = RunLock.claim(path, option)
+    if lock is not None:
+        stack.callback(lock.release)
+
+
+def try_command(args: argparse.Namespace) -> int:
+    """``scraper try``: a pattern (or a page kind of a spider) on one page, reported."""
+    from scraper.cassette import cassette_transport, default_cassette
+    from scraper.spec import CrawlSettings, load_spiders
+    from scraper.trial import adhoc_page_spec, adhoc_spider, load_page, run_trial
+    from scraper.yamlnodes import did_you_mean
+
+    with ExitStack() as stack:
+        if args.pattern is not None:
+            fields = [f.strip() for f in args.fields.split(",")] if args.fields else []
+            page_spec = adhoc_page_spec(args.pattern, args.flags, fields)
+            spider = adhoc_spider(page_spec)
+            page = load_page(args.target, CrawlSettings())
+        else:
+            spider_path = Path(args.file)
+            spider = load_spiders(spider_path).get(args.target)
+            kind = args.page or spider.first_page
+            if kind not in spider.pages:
+                raise ScraperError(
+                    f"spider {spider.name!r} has no page kind {kind!r} "
+                    f"(pages: {', '.join(spider.pages)}){did_you_mean(kind, spider.pages)}."
+                )
+            page_spec = spider.pages[kind]
+            source = args.url or next(
+                (s.url for s in spider.start if (s.page or spider.first_page) == kind), None
+            )
+            if source is None:
+                raise ScraperError(
+                    f"no start URL of {spider.name!r} goes to page kind {kind!r}; "
+                    "say which page to try with --url URL_OR_FILE."
+                )
+            transport = None
+            if args.offline:
+                path = Path(args.cassette or default_cassette(spider_path, spider.name))
+                transport = stack.enter_context(
+                    cassette_transport(path, record=False, spider=spider.name)
+                )
+            page = load_page(source, spider.settings, transport)
+        trial = run_trial(page, page_spec, spider)
+    print(trial.report(args.rows, args.width, args.long))
+    return EXIT_OK if trial.extraction.records else EXIT_FAILURES
+
+
+def test_command(args: argparse.Namespace) -> int:
+    """``scraper test``: replay the cassettes and check each spider's ``expect:``."""
+    from scraper.callbacks import resolve_callbacks
+    from scraper.cassette import cassette_transport, default_cassette
+    from scraper.crawl import run_spider
+    from scraper.expect import ExpectationCheck
+    from scraper.spec import load_spiders
+
+    spider_path = Path(args.file)
+    spider_file = load_spiders(spider_path)
+    names = args.names or list(spider_file.spiders)
+    if args.cassette and len(names) != 1:
+        raise ScraperError("--cassette goes with exactly one spider NAME.")
+    logger = logging.getLogger("scraper")
+    level = logger.level
+    logger.setLevel(logging.ERROR)  # the table says what failed; replay warnings would bury it
+    results: list[tuple[str, str, str, list[str]]] = []
+    try:
+        for name in names:
+            spider = spider_file.get(name)
+            path = Path(args.cassette or default_cassette(spider_path, name))
+            if args.cassette and not path.is_file():
+                raise CassetteError(f"no cassette at {path}: check the path given to --cassette.")
+            if not path.is_file():
+                results.append((name, "skip", "-", [f"no cassette at {path}"]))
+                continue
+            callbacks = resolve_callbacks(spider, spider_path.parent)
+            check = ExpectationCheck(spider.expect)
+            with cassette_transport(path, record=False, spider=name) as transport:
+                stats, _ = run_spider(spider, check, callbacks=callbacks, transport=transport)
+            problems = check.problems(stats)
+            counts = f"{check.count} records, {stats.pages} pages"
+            results.append((name, "FAIL" if problems else "pass", counts, problems))
+    finally:
+        logger.setLevel(level)  # main() may run again in this process (tests do)
+    width = max((len(name) for name, *_ in results), default=0)
+    for name, verdict, counts, problems in results:
+        print(f"{verdict:<4}  {name:<{width}}  {counts}")
+        for problem in problems:
+            print(f"      {' ' * width}  - {problem}")
+    failed = sum(1 for _, verdict, _, _ in results if verdict == "FAIL")
+    passed = sum(1 for _, verdict, _, _ in results if verdict == "pass")
+    skipped = len(results) - failed - passed
+    print(f"{passed} passed, {failed} failed, {skipped} skipped")
+    return EXIT_FAILURES if failed else EXIT_OK

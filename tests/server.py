@@ -98,9 +98,9 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 128
 
-    def __init__(self, site: FixtureSite) -> None:
+    def __init__(self, site: FixtureSite, address: str) -> None:
         self.site = site
-        super().__init__(("127.0.0.1", 0), _Handler)
+        super().__init__((address, 0), _Handler)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         pass  # clients that hang up (resets, timeouts) are part of the tests
@@ -108,7 +108,7 @@ class _Server(ThreadingHTTPServer):
     def server_bind(self) -> None:
         # HTTPServer.server_bind calls getfqdn(), a reverse DNS lookup we do not want.
         TCPServer.server_bind(self)
-        self.server_name, self.server_port = "127.0.0.1", self.server_address[1]
+        self.server_name, self.server_port = self.server_address[0], self.server_address[1]
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -288,10 +288,12 @@ FAULT_MODES = frozenset(n.removeprefix("_fault_") for n in dir(_Handler) if n.st
 class FixtureSite:
     """A live HTTP/1.1 server on 127.0.0.1 with a routing table, fault modes and a request log.
 
-    Serving starts on construction; call ``stop()`` (or use it as a context manager).
+    ``host`` binds another loopback address instead (``"127.0.0.2"``...): to a crawler each
+    address is another host. Serving starts on construction; call ``stop()`` (or use it as a
+    context manager).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, host: str = "127.0.0.1") -> None:
         self.hold = 0.0  # seconds every "page" response waits, so concurrency can be observed
         self._lock = threading.Lock()
         self._stopping = threading.Event()
@@ -300,9 +302,9 @@ class FixtureSite:
         self._in_flight = 0
         self._in_flight_by_host: dict[str, int] = {}
         self.reset_stats()
-        self._server = _Server(self)
+        self._server = _Server(self, host)
         self.port: int = self._server.server_address[1]
-        self.base = f"http://127.0.0.1:{self.port}"
+        self.base = f"http://{host}:{self.port}"
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
         )

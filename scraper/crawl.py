@@ -13,38 +13,31 @@ raised from ``run()``. The crawl ends when the frontier is empty and no page is
 in flight. SIGINT, SIGTERM and SIGHUP stop taking new requests and give the
 ones in flight ``STOP_GRACE`` seconds to finish.
 
-Nothing a page or a spider does may hold the event loop: a page whose patterns
-need longer than ``INLINE_EXTRACT_BUDGET``, and every page with a Python
-callback, is extracted in a daemon thread. A callback gets ``callback_timeout``
-seconds; one that runs past it fails its page (``callback timeout``) and is left
-behind in its thread, which the process does not wait for when it exits.
+Nothing a page or a spider does may hold the event loop: pages are extracted
+by ``scraper.pagework`` (slow patterns and callbacks in daemon threads).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import signal
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from scraper.callbacks import Callback
 from scraper.errors import FetchError, OutputError
 from scraper.export import RecordSink
-from scraper.extract import Extraction, ExtractTimeout, extract
 from scraper.fetch import Fetcher
 from scraper.frontier import Frontier, UniqueRecords
 from scraper.hosts import HostSlots
-from scraper.jsonpage import PageFailed
-from scraper.models import Page, Record, Request
+from scraper.models import Record, Request
+from scraper.pagework import Failure, PageWork, internal_error
 from scraper.robots import RobotsRules
 from scraper.spec import SpiderSpec
 from scraper.stats import CrawlStats
-from scraper.threads import DaemonThreads
 from scraper.wire import open_wire
 
 if TYPE_CHECKING:
@@ -57,20 +50,6 @@ log = logging.getLogger("scraper")
 STOP_GRACE = 3.0
 """Seconds that requests in flight get to finish after Ctrl-C, SIGTERM or SIGHUP."""
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-INLINE_EXTRACT_BUDGET = 0.05
-"""Seconds a page's patterns may run on the event loop; slower pages go to a thread."""
-EXTRACT_THREADS = 2
-"""Pages (without a callback) whose patterns run in threads at once."""
-
-T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class _Failure:
-    """Why a page failed: ``reason`` is counted in the stats, ``detail`` is logged."""
-
-    reason: str
-    detail: str
 
 
 class _OutputGone(Exception):
@@ -119,7 +98,6 @@ class Crawler:
         self._in_flight = 0
         self._fatal: Exception | None = None
         self._robots: RobotsRules | None = None
-        self._threads = DaemonThreads("scraper-extract")
         self._signals: list[signal.Signals] = []
 
     async def run(self) -> CrawlStats:
@@ -136,7 +114,7 @@ class Crawler:
             wire = open_wire(self.settings, self.transport)
             fetcher = Fetcher(wire, self.settings, self.frontier.allows, self._throttle)
             self._robots = RobotsRules(fetcher) if self.settings.robots else None
-            self._extract_slots = asyncio.Semaphore(EXTRACT_THREADS)
+            self._pages = PageWork(self.spider, self.callbacks)
             workers = [
                 asyncio.create_task(self._work(fetcher)) for _ in range(self.settings.concurrency)
             ]
@@ -215,7 +193,7 @@ class Crawler:
                 except _OutputGone:
                     raise
                 except Exception as exc:  # a bug, or an input nobody foresaw: this page only
-                    self._fail(request, _internal_error(exc))
+                    self._fail(request, internal_error(exc))
                     log.info("the internal error on %s:", request.url, exc_info=exc)
             except _OutputGone as gone:  # the output is gone: stop, report it
                 self._fatal = self._fatal or gone.error
@@ -242,11 +220,11 @@ class Crawler:
             try:
                 page = await fetcher.fetch(request)
             except FetchError as failure:
-                self._fail(request, _Failure(failure.reason, failure.detail))
+                self._fail(request, Failure(failure.reason, failure.detail))
                 return
         kind = request.page or self.spider.first_page
-        result = await self._extract_page(page, kind)
-        if isinstance(result, _Failure):
+        result = await self._pages.extract(page, kind)
+        if isinstance(result, Failure):
             self._fail(request, result)
             return
         # Links before records: a page that fails on the way leaves no records behind.
@@ -264,129 +242,7 @@ class Crawler:
             log.info("no match on %s (page kind %r)", page.url, kind)
         self._finish(request)
 
-    async def _extract_page(self, page: Page, kind: str) -> Extraction | _Failure:
-        """Extract ``page`` where it cannot hold the event loop up for long."""
-        callback = self.callbacks.get(kind)
-        if callback is not None:
-            return await self._run_callback(page, kind, callback)
-        result = self._extract(page, kind, INLINE_EXTRACT_BUDGET)
-        if result is not None:
-            return result
-        # A page whose patterns need longer goes to a thread, so that it holds up
-        # neither the event loop nor the fetches in flight while it runs.
-        async with self._extract_slots:
-            outcome = await self._in_thread(lambda: self._extract(page, kind))
-        assert outcome is not None
-        return outcome
-
-    async def _run_callback(
-        self, page: Page, kind: str, callback: Callback
-    ) -> Extraction | _Failure:
-        """Extract ``page`` with its callback in a thread, under ``callback_timeout``.
-
-        The timeout runs from the moment the callback is called (the patterns before
-        it have their own). A callback past it is abandoned: its thread runs on, and
-        what it returns, if it ever does, is dropped.
-        """
-        loop = asyncio.get_running_loop()
-        limit = self.settings.callback_timeout
-        name = self.spider.pages[kind].callback
-        expired = _Failure(
-            "callback timeout",
-            f"callback {name} ran past {limit:g}s (callback_timeout); the page is given up "
-            "and the callback left running in its thread",
-        )
-        future: asyncio.Future[Extraction | _Failure | None] = loop.create_future()
-
-        def expire() -> None:
-            if not future.done():
-                future.set_result(expired)
-
-        def start_clock() -> None:
-            timer = loop.call_later(limit, expire)
-            future.add_done_callback(lambda _: timer.cancel())
-
-        def timed(user_page: Page) -> Iterable[Any] | None:
-            loop.call_soon_threadsafe(start_clock)
-            return callback(user_page)
-
-        self._in_thread(lambda: self._extract(page, kind, callback=timed), future)
-        outcome = await future
-        assert outcome is not None
-        return outcome
-
-    def _in_thread(
-        self, call: Callable[[], T], future: asyncio.Future[T] | None = None
-    ) -> asyncio.Future[T]:
-        """``call()`` in a daemon thread; its result (or exception) in ``future``.
-
-        The thread delivers to the event loop only, and nothing once ``future`` is
-        done (cancelled, timed out) or the loop closed: a thread that ends late
-        never reports its page.
-        """
-        loop = asyncio.get_running_loop()
-        done = future if future is not None else loop.create_future()
-
-        def deliver(result: T | None, error: BaseException | None) -> None:
-            if done.done():
-                return
-            if error is None:
-                done.set_result(result)  # type: ignore[arg-type]
-            elif isinstance(error, Exception):
-                done.set_exception(error)
-            else:  # SystemExit and the like raised in a thread: a failure like any other
-                done.set_exception(RuntimeError(f"{type(error).__name__}: {error}"))
-
-        def work() -> None:
-            try:
-                outcome: tuple[T | None, BaseException | None] = (call(), None)
-            except BaseException as exc:
-                outcome = (None, exc)
-            with contextlib.suppress(RuntimeError):  # a closed loop: the crawl ended without it
-                loop.call_soon_threadsafe(deliver, *outcome)
-
-        self._threads.submit(work)
-        return done
-
-    def _extract(
-        self,
-        page: Page,
-        kind: str,
-        budget: float | None = None,
-        callback: Callback | None = None,
-    ) -> Extraction | _Failure | None:
-        """Extract ``page``; a failure of its patterns or callback is a ``_Failure``.
-
-        With ``budget`` (inline, on the event loop), a page that needs longer gives
-        ``None``. Without, this runs in a thread: it neither logs nor counts, so
-        that a thread that ends after the crawl reports nothing.
-        """
-        page_spec = self.spider.pages[kind]
-        inline = budget is not None and budget < self.settings.extract_timeout
-        try:
-            if inline:
-                return extract(page, page_spec, self.spider, callback, timeout=budget)
-            return extract(page, page_spec, self.spider, callback, concurrent=budget is None)
-        except ExtractTimeout as timeout:
-            if inline:
-                return None
-            return _Failure(
-                "extract timeout",
-                f"the patterns took over {self.settings.extract_timeout}s (extract_timeout); "
-                f"stopped in {timeout.args[0]!r}",
-            )
-        except PageFailed as failed:  # the page is not what its kind reads (not JSON)
-            return _Failure(failed.reason, failed.detail)
-        except BaseException as exc:
-            if callback is None:
-                raise  # not the user's code: the page fails as an internal error
-            # A user's callback may fail in any way (sys.exit() too); one page is lost.
-            return _Failure(
-                "callback error",
-                f"callback {page_spec.callback} raised {type(exc).__name__}: {exc}",
-            )
-
-    def _fail(self, request: Request, failure: _Failure) -> None:
+    def _fail(self, request: Request, failure: Failure) -> None:
         self.stats.failed[failure.reason] += 1
         log.warning("failed %s: %s", request.url, failure.detail)
         self._finish(request, failed=True)
@@ -449,11 +305,6 @@ class Crawler:
         for signum in self._signals:
             loop.remove_signal_handler(signum)
         self._signals = []
-
-
-def _internal_error(exc: Exception) -> _Failure:
-    hint = "" if log.isEnabledFor(logging.INFO) else " (-v shows where)"
-    return _Failure("internal error", f"internal error: {type(exc).__name__}: {exc}{hint}")
 
 
 def run_spider(

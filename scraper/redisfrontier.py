@@ -1,0 +1,511 @@
+"""The frontier of a crawl shared through Redis by any number of processes and machines.
+
+Every process that runs the same spider on the same Redis URL and crawl name works on
+one crawl. A process *claims* requests as leases (``claim``), fetches them, and either
+*commits* each page (its records, its new links and the end of its lease, in one Lua
+script: all of a page or none of it) or *fails* it. Nothing is popped for good: a lease
+that is not renewed (its process was killed, frozen or cut off) expires and its request
+goes back to the queue with one more attempt; past ``max_attempts`` it is set aside as
+dead and counted. Each lease carries a fencing token, so a late commit from a process
+that lost its lease writes nothing.
+
+Politeness holds for the crawl as a whole: the claim step hands out a request only for a
+host whose leases in flight are under ``per_host`` and whose next allowed start (``delay``
+plus ``jitter`` after the previous start, robots.txt ``Crawl-delay``, a pause after a
+429/503) has come, by Redis's clock. Seen URLs are 64-bit fingerprints of (page kind,
+canonical URL) in ``DEDUP_BUCKETS`` Redis sets, few enough members each to stay intsets
+(about 9 bytes a URL). The crawl is finished when nothing is queued, nothing is leased
+and seeding is done; a process waiting in ``claim`` blocks on its own wake list (no
+polling), and every step that may let it go on pushes to it.
+
+Requests and records are stored as JSON, never pickled. Keys are ``scraper:{CRAWL}:...``
+(listed in ``scraper.redislua``): one Redis Cluster hash slot per crawl. Records stay in
+Redis until ``reset()`` (``scraper reset``) deletes the crawl. When Redis goes away
+mid-crawl every call waits and retries with back-off, logging it once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import hashlib
+import itertools
+import json
+import logging
+import random
+import uuid
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+import redis.asyncio as aioredis
+from redis.commands.core import AsyncScript
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from scraper import redislua
+from scraper.errors import ScraperError
+from scraper.export import _ENCODER, _rejection
+from scraper.frontier import Frontier, canonical_url
+from scraper.models import Record, Request
+from scraper.spec import SpiderSpec
+from scraper.stats import CrawlStats
+
+log = logging.getLogger("scraper")
+
+DEDUP_BUCKETS = 1 << 14
+"""Sets the fingerprints are spread over: ~61 each at 1,000,000 URLs, and under Redis's
+``set-max-intset-entries`` (512) up to about 6,000,000, so each stays a compact intset."""
+SEED_CHUNK = 500
+"""Start URLs queued by one seeding step (the cursor in Redis moves after each)."""
+SEED_LOCK_MS = 10_000
+"""A seeder that has not moved its cursor for this long is taken over."""
+MAX_WAIT = 5.0
+"""Longest a waiting claim blocks before it looks again (a wake usually comes first)."""
+RECENT_PROCESS_MS = 10_000
+"""A process seen within this long counts in ``status()``'s ``processes``."""
+RETRY_FIRST, RETRY_MAX = 0.1, 5.0
+_LOST = (RedisConnectionError, RedisTimeoutError, ConnectionError, OSError)
+T = TypeVar("T")
+
+
+class RedisTrouble(ScraperError):
+    """Redis cannot be reached (at start: exit code 2)."""
+
+
+@dataclass(frozen=True)
+class Lease:
+    """A request this process holds: fetch it, then commit or fail it with ``token``."""
+
+    request: Request
+    token: int  # fencing token: a commit or fail with a stale token writes nothing
+    host: str  # Request.host
+
+
+def fingerprint(request: Request, first_page: str | None) -> int:
+    """The 64-bit fingerprint (signed) of ``request``'s page kind and canonical URL."""
+    key = f"{request.page or first_page}\n{canonical_url(request.url)}"
+    digest = hashlib.blake2b(key.encode("utf-8", "surrogatepass"), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+def dedup_member(value: int, buckets: int = DEDUP_BUCKETS) -> tuple[str, str]:
+    """The (bucket, set member) a fingerprint is kept as: the bucket from its low bits."""
+    return str(value & (buckets - 1)), str(value)
+
+
+def request_json(request: Request) -> str:
+    """``request`` as the JSON kept in Redis (never pickled)."""
+    body: dict[str, Any] = {"url": request.url, "page": request.page, "depth": request.depth}
+    if request.carry:
+        body["carry"] = dict(request.carry)
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":"))
+
+
+def request_from_json(text: str | bytes) -> Request:
+    """The request ``request_json`` wrote."""
+    body = json.loads(text)
+    return Request(body["url"], body.get("page"), body.get("depth", 0), body.get("carry", {}))
+
+
+class RedisFrontier:
+    """One process's handle on a crawl kept in Redis (see the module docstring)."""
+
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        crawl: str,
+        spider: SpiderSpec,
+        *,
+        lease_seconds: float = 30.0,
+        max_attempts: int = 3,
+        dedup_buckets: int = DEDUP_BUCKETS,
+        url: str = "",
+    ) -> None:
+        self.client = client
+        self.crawl = crawl
+        self.spider = spider
+        self.settings = spider.settings
+        self.lease_seconds = lease_seconds
+        self.max_attempts = max_attempts
+        self.dedup_buckets = dedup_buckets
+        self.url = url or _describe(client)
+        self.prefix = f"scraper:{{{crawl}}}:"
+        self.process = uuid.uuid4().hex[:12]
+        self._filter = Frontier(spider, CrawlStats())  # only for allows(): offsite links
+        self._robots: dict[str, str | None] = {}
+        self._lost = False
+        self._claim = client.register_script(redislua.CLAIM)
+        self._commit = client.register_script(redislua.COMMIT)
+        self._fail = client.register_script(redislua.FAIL)
+        self._pause = client.register_script(redislua.PAUSE)
+        self._renew = client.register_script(redislua.RENEW)
+        self._seed = client.register_script(redislua.SEED)
+
+    @classmethod
+    async def connect(
+        cls, url: str, crawl: str, spider: SpiderSpec, **options: Any
+    ) -> RedisFrontier:
+        """A frontier on the Redis at ``url``; ``RedisTrouble`` when it does not answer."""
+        try:
+            client = aioredis.Redis.from_url(url, socket_timeout=15.0, socket_connect_timeout=5.0)
+        except ValueError as exc:
+            raise RedisTrouble(f"cannot reach Redis at {url}: {exc}") from None
+        try:
+            await client.ping()
+        except (RedisError, OSError) as exc:
+            await client.aclose()
+            raise RedisTrouble(f"cannot reach Redis at {url}: {exc}") from None
+        return cls(client, crawl, spider, url=url, **options)
+
+    def key(self, name: str) -> str:
+        """The Redis key ``name`` of this crawl."""
+        return self.prefix + name
+
+    async def join(self) -> None:
+        """Note this process, and seed the start URLs unless someone has or is doing it."""
+        await self.renew(())
+        await self._seed_if_needed()
+
+    async def claim(self, limit: int) -> list[Lease] | None:
+        """Up to ``limit`` leases (at least one), waiting while none can be had; ``None``
+        once the crawl is finished."""
+        settings = self.settings
+        while True:
+            args = [
+                self.prefix,
+                self.process,
+                max(1, limit),
+                settings.per_host,
+                int(settings.delay * 1000),
+                int(settings.jitter * 1000),
+                int(self.lease_seconds * 1000),
+                self.max_attempts,
+                random.getrandbits(31),
+            ]
+            reply = await self._run(self._claim, args)
+            status, wait_ms, seeded = int(reply[0]), int(reply[1]), int(reply[2])
+            if len(reply) > 3:
+                return [
+                    Lease(request_from_json(body), int(token), _text(host))
+                    for token, host, body in _triples(reply[3:])
+                ]
+            if status == 1:
+                return None
+            if not seeded and await self._seed_if_needed():
+                continue
+            timeout = MAX_WAIT if wait_ms < 0 else min(MAX_WAIT, wait_ms / 1000)
+            if not seeded:
+                timeout = min(timeout, SEED_LOCK_MS / 1000)
+            if timeout > 0:
+                await self._wait(timeout)
+
+    async def renew(self, leases: Iterable[Lease]) -> None:
+        """Push the expiry of ``leases`` to now + ``lease_seconds`` (those no longer held
+        are left alone)."""
+        tokens = [lease.token for lease in leases]
+        await self._run(
+            self._renew, [self.prefix, self.process, int(self.lease_seconds * 1000), *tokens]
+        )
+
+    async def commit(
+        self,
+        lease: Lease,
+        records: list[Record],
+        links: list[Request],
+        counts: Mapping[str, int],
+    ) -> bool:
+        """Commit a page in one step: its records, its new links, the end of its lease and
+        ``counts``; ``False`` (nothing written) when the lease is no longer held.
+
+        Links off ``allowed_domains``, past ``max_depth`` or unparsable are counted as
+        skipped here; ``max_pages`` and "already seen" are decided in Redis.
+        """
+        tally: dict[str, int] = dict(counts)
+        encoded: list[str] = []
+        for record in records:
+            try:
+                encoded.append(_ENCODER.encode(record))
+            except (TypeError, ValueError, RecursionError) as exc:
+                reason = f"dropped:{_rejection(record, exc)}"
+                tally[reason] = tally.get(reason, 0) + 1
+                log.warning("%s: a record left out: %s", lease.request.url, reason[8:])
+        link_args: list[str] = []
+        for link in links:
+            skipped = self._skip_reason(link)
+            if skipped is not None:
+                name = f"skipped:{skipped}"
+                tally[name] = tally.get(name, 0) + 1
+                continue
+            link_args.extend(self._queue_args(link))
+        args: list[Any] = [
+            self.prefix,
+            lease.token,
+            self.settings.per_host,
+            _max_pages(self.settings.max_pages),
+            len(encoded),
+            *encoded,
+            len(link_args) // 4,
+            *link_args,
+            len(tally),
+        ]
+        for name, count in tally.items():
+            args.extend((name, count))
+        reply = await self._run(self._commit, args)
+        return bool(reply)
+
+    async def fail(self, lease: Lease, reason: str, *, retry: bool, pause: float = 0.0) -> bool:
+        """The page failed with ``reason``: back to its host's queue when ``retry`` and
+        attempts are left, else counted (``failed:REASON``, or ``dead``). ``pause`` > 0
+        holds its host back for every process. ``False`` when the lease is not held."""
+        args = [
+            self.prefix,
+            lease.token,
+            self.settings.per_host,
+            self.max_attempts,
+            reason,
+            1 if retry else 0,
+            int(pause * 1000),
+        ]
+        reply = await self._run(self._fail, args)
+        return bool(reply)
+
+    async def pause(self, host: str, seconds: float) -> None:
+        """Hold back every new request to ``host``, for every process (429/503)."""
+        args = [self.prefix, host, int(seconds * 1000), self.settings.per_host]
+        await self._run(self._pause, args)
+
+    async def set_host_delay(self, host: str, seconds: float) -> None:
+        """Start requests to ``host`` at least ``seconds`` apart (robots.txt Crawl-delay)."""
+        millis = int(seconds * 1000)
+        await self._retry(lambda: self.client.hset(self.key("crawldelay"), host, millis))
+
+    async def robots_txt(
+        self, origin: str, fetch: Callable[[], Awaitable[str | None]]
+    ) -> str | None:
+        """The robots.txt of ``origin``, fetched once per crawl by one process (``None``:
+        everything is allowed). Others wait for it; a fetcher that dies is replaced."""
+        if origin in self._robots:
+            return self._robots[origin]
+        key, lock = self.key(f"robots:{origin}"), self.key(f"robots-lock:{origin}")
+        while True:
+            stored = await self._retry(lambda: self.client.get(key))
+            if stored is not None:
+                text = json.loads(stored)["text"]
+                break
+            if await self._retry(lambda: self.client.set(lock, self.process, nx=True, ex=60)):
+                text = await fetch()
+                body = json.dumps({"text": text}, ensure_ascii=False)
+                await self._retry(functools.partial(self.client.set, key, body))
+                await self._retry(lambda: self.client.delete(lock))
+                break
+            await asyncio.sleep(0.05)
+        self._robots[origin] = text
+        return text
+
+    async def read_records(
+        self, after: str, count: int, block_seconds: float
+    ) -> list[tuple[str, Record]]:
+        """Up to ``count`` records after stream id ``after`` ("0": from the start), in
+        commit order, blocking up to ``block_seconds`` when there are none yet."""
+        block = max(1, int(block_seconds * 1000)) if block_seconds > 0 else None
+        reply: Any = await self._retry(
+            lambda: self.client.xread({self.key("records"): after}, count=count, block=block)
+        )
+        entries: list[tuple[str, Record]] = []
+        for _stream, items in reply or ():
+            for entry_id, fields in items:
+                entries.append((_text(entry_id), json.loads(fields[b"r"])))
+        return entries
+
+    async def finished(self) -> bool:
+        """Whether nothing is queued, nothing is leased and seeding is done."""
+        queued, leased, seeded = await self._retry(self._finish_state)
+        return queued == 0 and leased == 0 and seeded
+
+    async def status(self) -> dict[str, Any]:
+        """The crawl as a whole: queued, in_flight, done, failed (by reason), dead,
+        records, hosts_waiting, processes, dedup_bytes_per_url, finished."""
+        return await self._retry(self._status)
+
+    async def reset(self) -> int:
+        """Delete every key of the crawl; how many there were."""
+
+        async def delete_all() -> int:
+            deleted = 0
+            batch: list[bytes] = []
+            async for key in self.client.scan_iter(match=_escape(self.prefix) + "*", count=1000):
+                batch.append(key)
+                if len(batch) >= 1000:
+                    deleted += await self.client.delete(*batch)
+                    batch.clear()
+            if batch:
+                deleted += await self.client.delete(*batch)
+            return deleted
+
+        self._robots.clear()
+        return await self._retry(delete_all)
+
+    async def close(self) -> None:
+        """Let go of the connections."""
+        await self.client.aclose()
+
+    # -- inner workings
+
+    def _skip_reason(self, link: Request) -> str | None:
+        try:
+            urlsplit(link.url)
+        except ValueError:
+            return "bad url"
+        if not self._filter.allows(link.url):
+            return "offsite"
+        max_depth = self.settings.max_depth
+        if max_depth is not None and link.depth > max_depth:
+            return "max_depth"
+        return None
+
+    def _queue_args(self, request: Request) -> tuple[str, str, str, str]:
+        bucket, member = dedup_member(
+            fingerprint(request, self.spider.first_page), self.dedup_buckets
+        )
+        return bucket, member, request.host, request_json(request)
+
+    async def _seed_if_needed(self) -> bool:
+        """Seed (or take over seeding) when nobody has finished or is doing it; whether
+        this process did some."""
+        seeded_key, lock = self.key("seeded"), self.key("seed:lock")
+        if await self._retry(lambda: self.client.exists(seeded_key)):
+            return False
+        token = f"{self.process}:{uuid.uuid4().hex[:8]}"
+        taken = await self._retry(lambda: self.client.set(lock, token, nx=True, px=SEED_LOCK_MS))
+        if not taken:
+            return False
+        cursor = int(await self._retry(lambda: self.client.get(self.key("seed:cursor"))) or 0)
+        total = len(self.spider.start)
+        first = self.spider.first_page
+        starts: Iterator[Request] = (
+            Request(s.url, s.page or first)
+            for s in itertools.islice(self.spider.start, cursor, None)
+        )
+        position = cursor
+        while True:
+            chunk = list(itertools.islice(starts, SEED_CHUNK))
+            last = position + len(chunk) >= total or len(chunk) < SEED_CHUNK
+            args: list[Any] = [
+                self.prefix,
+                token,
+                position,
+                total,
+                self.settings.per_host,
+                _max_pages(self.settings.max_pages),
+                1 if last else 0,
+                len(chunk),
+            ]
+            for request in chunk:
+                args.extend(self._queue_args(request))
+            reply = await self._run(self._seed, args)
+            if reply == -1:  # the lock was lost (this process stalled): another seeds now
+                return True
+            position += len(chunk)
+            if reply == 0:
+                return True
+
+    async def _wait(self, timeout: float) -> None:
+        """Block on this process's wake list for up to ``timeout`` seconds."""
+        wake = self.key(f"wake:{self.process}")
+        await self._retry(lambda: self.client.blpop([wake], timeout=max(0.01, timeout)))
+
+    async def _finish_state(self) -> tuple[int, int, bool]:
+        async with self.client.pipeline(transaction=False) as pipe:
+            pipe.get(self.key("queued"))
+            pipe.zcard(self.key("leases"))
+            pipe.exists(self.key("seeded"))
+            queued, leased, seeded = await pipe.execute()
+        return int(queued or 0), int(leased), bool(seeded)
+
+    async def _status(self) -> dict[str, Any]:
+        client = self.client
+        queued, leased, seeded = await self._finish_state()
+        now_s, now_us = await client.time()
+        now = int(now_s) * 1000 + int(now_us) // 1000
+        async with client.pipeline(transaction=False) as pipe:
+            pipe.hgetall(self.key("stats"))
+            pipe.xlen(self.key("records"))
+            pipe.scard(self.key("hosts"))
+            pipe.zcount(self.key("ready"), "-inf", now)
+            pipe.zcount(self.key("procs"), now - RECENT_PROCESS_MS, "+inf")
+            pipe.get(self.key("admitted"))
+            stats_raw, records, hosts, ready, processes, admitted = await pipe.execute()
+        stats = {_text(k): int(v) for k, v in stats_raw.items()}
+        buckets = [
+            key async for key in client.scan_iter(match=_escape(self.prefix) + "seen:*", count=1000)
+        ]
+        used = 0
+        for start in range(0, len(buckets), 1000):
+            async with client.pipeline(transaction=False) as pipe:
+                for key in buckets[start : start + 1000]:
+                    pipe.memory_usage(key)
+                used += sum(int(size or 0) for size in await pipe.execute())
+        urls = int(admitted or 0)
+        return {
+            "queued": queued,
+            "in_flight": leased,
+            "done": stats.get("done", 0),
+            "failed": {k[7:]: v for k, v in stats.items() if k.startswith("failed:") and v},
+            "dead": stats.get("dead", 0),
+            "records": int(records),
+            "hosts_waiting": max(0, int(hosts) - int(ready)),
+            "processes": int(processes),
+            "dedup_bytes_per_url": round(used / urls, 2) if urls else 0.0,
+            "finished": queued == 0 and leased == 0 and seeded,
+        }
+
+    async def _run(self, script: AsyncScript, args: Sequence[Any]) -> Any:
+        """One call of a Lua script of ``scraper.redislua``, retried while Redis is away."""
+        return await self._retry(lambda: script(keys=[self.key("leases")], args=list(args)))
+
+    async def _retry(self, call: Callable[[], Awaitable[T]]) -> T:
+        """``call()``, again and again with back-off while Redis cannot be reached."""
+        pause = RETRY_FIRST
+        while True:
+            try:
+                result = await call()
+            except _LOST as exc:
+                if not self._lost:
+                    self._lost = True
+                    log.warning("lost Redis at %s; retrying (%s)", self.url, exc)
+                await asyncio.sleep(pause)
+                pause = min(RETRY_MAX, pause * 2)
+                continue
+            if self._lost:
+                self._lost = False
+                log.info("Redis at %s is back", self.url)
+            return result
+
+
+def _max_pages(value: int | None) -> int:
+    return -1 if value is None else value
+
+
+def _text(value: str | bytes) -> str:
+    return value.decode("utf-8", "surrogateescape") if isinstance(value, bytes) else value
+
+
+def _triples(items: list[Any]) -> Iterator[tuple[Any, Any, Any]]:
+    it = iter(items)
+    return zip(it, it, it, strict=True)
+
+
+def _escape(pattern: str) -> str:
+    """``pattern`` with the glob characters of SCAN MATCH escaped."""
+    return "".join("\\" + c if c in "*?[]\\" else c for c in pattern)
+
+
+def _describe(client: aioredis.Redis) -> str:
+    kwargs = client.connection_pool.connection_kwargs
+    if "path" in kwargs:
+        return f"unix://{kwargs['path']}"
+    host, port = kwargs.get("host", "localhost"), kwargs.get("port", 6379)
+    return f"redis://{host}:{port}/{kwargs.get('db', 0)}"

@@ -1,0 +1,295 @@
+"""The Lua scripts of the Redis frontier: each atomic step of a shared crawl, one script call.
+
+Every script gets the crawl's key prefix ``scraper:{CRAWL}:`` as ``ARGV[1]`` and one key of
+the crawl as ``KEYS[1]``, so that Redis Cluster routes it to the crawl's slot (all keys of a
+crawl share the ``{CRAWL}`` hash tag). Time is Redis's ``TIME``: machines with skewed
+clocks still agree on leases and politeness.
+
+Keys under the prefix (see ``scraper.redisfrontier`` for what they mean to a crawl)::
+
+    q:HOST       list     requests queued for HOST, each "ATTEMPTS|JSON"
+    hosts        set      hosts with queued requests
+    ready        zset     hosts that may get a lease (queued, in-flight < per_host),
+                          scored by their next allowed start (ms)
+    inflight     hash     HOST -> leases held
+    next         hash     HOST -> next allowed start (ms)
+    crawldelay   hash     HOST -> robots.txt Crawl-delay (ms)
+    throttled    hash     HOST -> end of the slow-down after a 429/503 (ms)
+    leases       zset     TOKEN -> expiry (ms);   lease  hash  TOKEN -> "ATTEMPTS|HOST|JSON"
+    token        string   the last fencing token handed out
+    queued       string   requests queued, all hosts;  admitted  string  requests ever queued
+    seen:BUCKET  set      64-bit fingerprints of (page kind, canonical URL), kept as intsets
+    records      stream   the records, field "r" = JSON
+    stats        hash     counts: done, pages, records, dead, failed:REASON, skipped:REASON ...
+    dead         list     the JSON of requests whose attempts ran out
+    procs        zset     PROCESS -> last seen (ms);  waiting  set  processes blocked in claim
+    wake:PROC    list     pushed to wake PROC's BLPOP
+    seed:lock, seed:cursor, seeded        who seeds, how far, and that seeding is done
+"""
+
+from __future__ import annotations
+
+PRELUDE = """
+if redis.replicate_commands then redis.replicate_commands() end
+local P = ARGV[1]
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+local function num(value)
+  return tonumber(value or '0') or 0
+end
+local function refresh(host, per_host)
+  if redis.call('LLEN', P .. 'q:' .. host) > 0 then
+    redis.call('SADD', P .. 'hosts', host)
+    if num(redis.call('HGET', P .. 'inflight', host)) < per_host then
+      redis.call('ZADD', P .. 'ready', num(redis.call('HGET', P .. 'next', host)), host)
+    else
+      redis.call('ZREM', P .. 'ready', host)
+    end
+  else
+    redis.call('SREM', P .. 'hosts', host)
+    redis.call('ZREM', P .. 'ready', host)
+  end
+end
+local function wake()
+  local waiting = redis.call('SMEMBERS', P .. 'waiting')
+  for _, proc in ipairs(waiting) do
+    redis.call('RPUSH', P .. 'wake:' .. proc, '1')
+    redis.call('PEXPIRE', P .. 'wake:' .. proc, 60000)
+  end
+  if #waiting > 0 then redis.call('DEL', P .. 'waiting') end
+end
+local function finished()
+  return num(redis.call('GET', P .. 'queued')) == 0
+    and redis.call('ZCARD', P .. 'leases') == 0
+    and redis.call('EXISTS', P .. 'seeded') == 1
+end
+-- "ATTEMPTS|REST" -> ATTEMPTS, REST
+local function split(text)
+  local bar = string.find(text, '|', 1, true)
+  return tonumber(string.sub(text, 1, bar - 1)), string.sub(text, bar + 1)
+end
+-- Queue a request unless its fingerprint was seen: 'new', 'seen' or 'full' (max_pages).
+local function add(bucket, fingerprint, host, body, max_pages, per_host)
+  local seen = P .. 'seen:' .. bucket
+  if redis.call('SISMEMBER', seen, fingerprint) == 1 then return 'seen' end
+  if max_pages >= 0 and num(redis.call('GET', P .. 'admitted')) >= max_pages then
+    return 'full'
+  end
+  redis.call('SADD', seen, fingerprint)
+  redis.call('INCR', P .. 'admitted')
+  redis.call('RPUSH', P .. 'q:' .. host, '0|' .. body)
+  redis.call('INCR', P .. 'queued')
+  refresh(host, per_host)
+  return 'new'
+end
+-- End the lease TOKEN: its attempts, host and request JSON, or nil when it is not held.
+local function release(token)
+  local held = redis.call('HGET', P .. 'lease', token)
+  if not held then return nil end
+  redis.call('HDEL', P .. 'lease', token)
+  redis.call('ZREM', P .. 'leases', token)
+  local attempts, rest = split(held)
+  local bar = string.find(rest, '|', 1, true)
+  local host = string.sub(rest, 1, bar - 1)
+  redis.call('HINCRBY', P .. 'inflight', host, -1)
+  return attempts, host, string.sub(rest, bar + 1)
+end
+-- Put a request back at the front of its host's queue, or set it aside as dead.
+local function requeue(host, attempts, body, max_attempts)
+  if attempts >= max_attempts then
+    redis.call('HINCRBY', P .. 'stats', 'dead', 1)
+    redis.call('RPUSH', P .. 'dead', body)
+  else
+    redis.call('LPUSH', P .. 'q:' .. host, attempts .. '|' .. body)
+    redis.call('INCR', P .. 'queued')
+  end
+end
+local function pause(host, now, pause_ms)
+  local until_ms = now + pause_ms
+  local next_start = math.max(num(redis.call('HGET', P .. 'next', host)), until_ms) + 1000
+  redis.call('HSET', P .. 'next', host, next_start)
+  redis.call('HSET', P .. 'throttled', host, until_ms + 60000)
+end
+"""
+
+CLAIM = (
+    PRELUDE
+    + """
+-- ARGV: P, PROCESS, LIMIT, PER_HOST, DELAY_MS, JITTER_MS, LEASE_MS, MAX_ATTEMPTS, SEED
+local proc, limit, per_host = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
+local delay, jitter, lease_ms = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
+local max_attempts = tonumber(ARGV[8])
+local now = now_ms()
+redis.call('ZADD', P .. 'procs', now, proc)
+local expired = redis.call('ZRANGEBYSCORE', P .. 'leases', '-inf', now, 'LIMIT', 0, 100)
+for _, token in ipairs(expired) do
+  local attempts, host, body = release(token)
+  if attempts then
+    redis.call('HINCRBY', P .. 'stats', 'expired', 1)
+    requeue(host, attempts + 1, body, max_attempts)
+    refresh(host, per_host)
+  end
+end
+math.randomseed(tonumber(ARGV[9]))
+local out = {0, -1, 0}
+while #out < 3 + 3 * limit do
+  local ready = redis.call('ZRANGEBYSCORE', P .. 'ready', '-inf', now, 'LIMIT', 0, 1)
+  if #ready == 0 then break end
+  local host = ready[1]
+  local item = redis.call('LPOP', P .. 'q:' .. host)
+  if item then
+    redis.call('DECR', P .. 'queued')
+    local attempts, body = split(item)
+    local token = redis.call('INCR', P .. 'token')
+    redis.call('ZADD', P .. 'leases', now + lease_ms, token)
+    redis.call('HSET', P .. 'lease', token, attempts .. '|' .. host .. '|' .. body)
+    redis.call('HINCRBY', P .. 'inflight', host, 1)
+    local gap = math.max(delay, num(redis.call('HGET', P .. 'crawldelay', host)))
+    if now < num(redis.call('HGET', P .. 'throttled', host)) then gap = math.max(gap, 1000) end
+    if jitter > 0 then gap = gap + math.floor(math.random() * jitter) end
+    redis.call('HSET', P .. 'next', host, now + gap)
+    out[#out + 1] = token
+    out[#out + 1] = host
+    out[#out + 1] = body
+  end
+  refresh(host, per_host)
+end
+if #out > 3 then return out end
+if finished() then
+  wake()
+  out[1] = 1
+  return out
+end
+local wait = -1
+local host_ready = redis.call('ZRANGE', P .. 'ready', 0, 0, 'WITHSCORES')
+if #host_ready > 0 then wait = math.max(0, tonumber(host_ready[2]) - now) end
+local expiry = redis.call('ZRANGE', P .. 'leases', 0, 0, 'WITHSCORES')
+if #expiry > 0 then
+  local until_expiry = math.max(0, tonumber(expiry[2]) - now)
+  if wait < 0 or until_expiry < wait then wait = until_expiry end
+end
+out[2] = wait
+out[3] = redis.call('EXISTS', P .. 'seeded')
+redis.call('DEL', P .. 'wake:' .. proc)
+redis.call('SADD', P .. 'waiting', proc)
+return out
+"""
+)
+
+COMMIT = (
+    PRELUDE
+    + """
+-- ARGV: P, TOKEN, PER_HOST, MAX_PAGES, N_RECORDS, RECORD..., N_LINKS,
+--       (BUCKET, FINGERPRINT, HOST, JSON)..., N_COUNTS, (NAME, COUNT)...
+local per_host, max_pages = tonumber(ARGV[3]), tonumber(ARGV[4])
+local attempts, host = release(ARGV[2])
+if not attempts then return 0 end
+local i = 5
+local n = tonumber(ARGV[i])
+for j = i + 1, i + n do
+  redis.call('XADD', P .. 'records', '*', 'r', ARGV[j])
+end
+i = i + n + 1
+n = tonumber(ARGV[i])
+local new, seen, full = 0, 0, 0
+for j = i + 1, i + 4 * n, 4 do
+  local added = add(ARGV[j], ARGV[j + 1], ARGV[j + 2], ARGV[j + 3], max_pages, per_host)
+  if added == 'new' then new = new + 1 elseif added == 'seen' then seen = seen + 1
+  else full = full + 1 end
+end
+i = i + 4 * n + 1
+n = tonumber(ARGV[i])
+for j = i + 1, i + 2 * n, 2 do
+  redis.call('HINCRBY', P .. 'stats', ARGV[j], ARGV[j + 1])
+end
+redis.call('HINCRBY', P .. 'stats', 'done', 1)
+if seen > 0 then redis.call('HINCRBY', P .. 'stats', 'skipped:already seen', seen) end
+if full > 0 then redis.call('HINCRBY', P .. 'stats', 'skipped:max_pages', full) end
+refresh(host, per_host)
+if new > 0 or redis.call('LLEN', P .. 'q:' .. host) > 0 or finished() then wake() end
+return 1
+"""
+)
+
+FAIL = (
+    PRELUDE
+    + """
+-- ARGV: P, TOKEN, PER_HOST, MAX_ATTEMPTS, REASON, RETRY (0/1), PAUSE_MS
+local per_host, max_attempts = tonumber(ARGV[3]), tonumber(ARGV[4])
+local attempts, host, body = release(ARGV[2])
+if not attempts then return 0 end
+local pause_ms = tonumber(ARGV[7])
+if pause_ms > 0 then pause(host, now_ms(), pause_ms) end
+if ARGV[6] == '1' then
+  requeue(host, attempts + 1, body, max_attempts)
+else
+  redis.call('HINCRBY', P .. 'stats', 'failed:' .. ARGV[5], 1)
+end
+refresh(host, per_host)
+if redis.call('LLEN', P .. 'q:' .. host) > 0 or finished() then wake() end
+return 1
+"""
+)
+
+PAUSE = (
+    PRELUDE
+    + """
+-- ARGV: P, HOST, PAUSE_MS, PER_HOST
+pause(ARGV[2], now_ms(), tonumber(ARGV[3]))
+refresh(ARGV[2], tonumber(ARGV[4]))
+return 1
+"""
+)
+
+RENEW = (
+    PRELUDE
+    + """
+-- ARGV: P, PROCESS, LEASE_MS, TOKEN...
+local now = now_ms()
+redis.call('ZADD', P .. 'procs', now, ARGV[2])
+local renewed = 0
+for j = 4, #ARGV do
+  if redis.call('ZSCORE', P .. 'leases', ARGV[j]) then
+    redis.call('ZADD', P .. 'leases', now + tonumber(ARGV[3]), ARGV[j])
+    renewed = renewed + 1
+  end
+end
+return renewed
+"""
+)
+
+SEED = (
+    PRELUDE
+    + """
+-- ARGV: P, LOCK, POSITION, TOTAL, PER_HOST, MAX_PAGES, LAST (0/1), N, (BUCKET, FP, HOST, JSON)...
+if redis.call('GET', P .. 'seed:lock') ~= ARGV[2] then return -1 end
+local position, total = tonumber(ARGV[3]), tonumber(ARGV[4])
+local per_host, max_pages = tonumber(ARGV[5]), tonumber(ARGV[6])
+local n = tonumber(ARGV[8])
+local new, seen, last = 0, 0, ARGV[7] == '1'
+for k = 0, n - 1 do
+  local j = 9 + 4 * k
+  local added = add(ARGV[j], ARGV[j + 1], ARGV[j + 2], ARGV[j + 3], max_pages, per_host)
+  if added == 'new' then new = new + 1 elseif added == 'seen' then seen = seen + 1
+  else
+    -- max_pages is reached: the start URLs not drawn are counted, not made.
+    redis.call('HINCRBY', P .. 'stats', 'skipped:max_pages', total - position - k)
+    last = true
+    break
+  end
+end
+if seen > 0 then redis.call('HINCRBY', P .. 'stats', 'skipped:already seen', seen) end
+redis.call('SET', P .. 'seed:cursor', position + n)
+if last then
+  redis.call('SET', P .. 'seeded', '1')
+  redis.call('DEL', P .. 'seed:lock')
+  wake()
+  return 0
+end
+redis.call('PEXPIRE', P .. 'seed:lock', 10000)
+if new > 0 then wake() end
+return 1
+"""
+)

@@ -197,8 +197,9 @@ class RedisFrontier:
             if not seeded and await self._seed_if_needed():
                 continue
             timeout = MAX_WAIT if wait_ms < 0 else min(MAX_WAIT, wait_ms / 1000)
-            if not seeded:
-                timeout = min(timeout, SEED_LOCK_MS / 1000)
+            if not seeded:  # look again when the seeder's lock would run out
+                lock_ms = await self._retry(lambda: self.client.pttl(self.key("seed:lock")))
+                timeout = min(timeout, max(lock_ms, 10) / 1000)
             if timeout > 0:
                 await self._wait(timeout)
 

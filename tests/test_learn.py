@@ -24,7 +24,7 @@ from scraper.spec import parse_spiders
 BOARD_ITEM = """
     <dd>
         <i class="board-index board-index-{rank}">{rank}</i>
-        <a href="/films/{id}" title="{title}" class="image-link"><img alt="{title}" src="/p/{id}.jpg"/></a>
+        <a href="/films/{id}" title="{title}" class="image-link"><img alt="{title}"/></a>
         <div class="movie-item-info">
             <p class="name"><a href="/films/{id}" title="{title}">{title}</a></p>
             <p class="star">
@@ -62,7 +62,7 @@ DOUBAN_ITEM = """
         <li>
             <div class="item">
                 <div class="pic"><em class="">{rank}</em>
-                    <a href="https://movie.example/subject/{id}/"><img alt="{title}" src="x.jpg"></a></div>
+                    <a href="https://movie.example/subject/{id}/"><img alt="{title}"></a></div>
                 <div class="info">
                     <div class="hd"><a href="https://movie.example/subject/{id}/" class="">
                         <span class="title">{title}</span>

@@ -21,7 +21,14 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from scraper.commands import check_command, list_command, run_command, test_command, try_command
+from scraper.commands import (
+    check_command,
+    learn_command,
+    list_command,
+    run_command,
+    test_command,
+    try_command,
+)
 from scraper.console import EXIT_BY_SIGNAL, EXIT_OK, EXIT_USAGE, keep_standard_streams_safe, tell
 from scraper.errors import ScraperError
 
@@ -178,6 +185,52 @@ def _parser() -> argparse.ArgumentParser:
         help="one block per record, a field a line, values whole as the JSON output has them",
     )
     trial.set_defaults(handler=try_command)
+
+    learn = commands.add_parser(
+        "learn",
+        parents=[common],
+        help="propose a pattern from the values of one record",
+        description="Propose a pattern extracting every record like the example from a page: "
+        "give one record's values as you read them (--example FIELD=VALUE, once per field). "
+        "Prints the pattern, its flags, clean: and format: suggestions, the records it "
+        "extracts on each page and warnings. TARGET is a URL or a file, or a spider's NAME "
+        "(its first start URL, or --url). Exit 0 when a pattern was proposed, 1 when none "
+        "could be.",
+    )
+    learn.add_argument("target", metavar="TARGET", help="URL_OR_FILE, or a spider's NAME")
+    learn.add_argument(
+        "--example",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        required=True,
+        help="a value of the example record, as the page shows it (repeat per field)",
+    )
+    learn.add_argument(
+        "--example2",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="a value of a second record, to choose among places and check the pattern",
+    )
+    learn.add_argument(
+        "--also",
+        action="append",
+        default=[],
+        metavar="URL_OR_FILE",
+        help="another page of the same kind, unlabelled (repeatable)",
+    )
+    learn.add_argument("--name", metavar="SPIDER", help="print a spider block of this name")
+    learn.add_argument("--json", action="store_true", help="print everything as one JSON object")
+    learn.add_argument("--page", metavar="KIND", help="with NAME: the page kind whose page to use")
+    learn.add_argument(
+        "--url", metavar="URL_OR_FILE", help="with NAME: the page (default: its first start URL)"
+    )
+    learn.add_argument(
+        "--offline", action="store_true", help="with NAME: take the page from its cassette"
+    )
+    learn.add_argument("--cassette", metavar="PATH", help="the cassette for --offline")
+    learn.set_defaults(handler=learn_command)
 
     test = commands.add_parser(
         "test",

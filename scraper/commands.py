@@ -206,6 +206,50 @@ def try_command(args: argparse.Namespace) -> int:
     return EXIT_OK if trial.extraction.records else EXIT_FAILURES
 
 
+def learn_command(args: argparse.Namespace) -> int:
+    """``scraper learn``: a pattern proposed from one record's values on a page."""
+    from scraper.cassette import cassette_transport, default_cassette
+    from scraper.learn import LearnPage, examples_from, learn
+    from scraper.learnshow import proposal_json, report
+    from scraper.spec import CrawlSettings, load_spiders
+    from scraper.trial import load_page
+
+    examples = [examples_from(args.example, "--example")]
+    if args.example2:
+        examples.append(examples_from(args.example2, "--example2"))
+    with ExitStack() as stack:
+        settings, transport, source = CrawlSettings(), None, args.target
+        name = args.name
+        if not Path(args.target).exists() and not args.target.startswith(("http://", "https://")):
+            spider_path = Path(args.file)
+            spider = load_spiders(spider_path).get(args.target)
+            kind = args.page or spider.first_page
+            starts = [s.url for s in spider.start if (s.page or spider.first_page) == kind]
+            source = args.url or next(iter(starts), None)
+            if source is None:
+                raise ScraperError(
+                    f"no start URL of {spider.name!r} goes to page kind {kind!r}; "
+                    "say which page to learn from with --url URL_OR_FILE."
+                )
+            settings, name = spider.settings, name or spider.name
+            if args.offline:
+                path = Path(args.cassette or default_cassette(spider_path, spider.name))
+                transport = stack.enter_context(
+                    cassette_transport(path, record=False, spider=spider.name)
+                )
+        pages = [load_page(s, settings, transport) for s in [source, *args.also]]
+    proposal = learn([LearnPage(p.url, p.text) for p in pages], examples)
+    url = source if source.startswith(("http://", "https://")) else "https://example.com/"
+    if args.json:
+        print(proposal_json(proposal, name or "learned", url))
+    else:
+        print(report(proposal, [p.url for p in pages], name, url))
+    if proposal.pattern is None and proposal.json_page is None:
+        tell("scraper: no pattern could be proposed (see the warnings above)")
+        return EXIT_FAILURES
+    return EXIT_OK
+
+
 def test_command(args: argparse.Namespace) -> int:
     """``scraper test``: replay the cassettes and check each spider's ``expect:``."""
     from scraper.callbacks import resolve_callbacks

@@ -131,7 +131,7 @@ class Frontier:
 
     def follow(self, request: Request) -> None:
         """Queue a link found on a page, unless a limit rules it out (counted as skipped)."""
-        skipped = self._skip_reason(request)
+        skipped = self.skip_reason(request)
         if skipped is not None:
             self.stats.skipped[skipped] += 1
             return
@@ -152,7 +152,8 @@ class Frontier:
         host = (parts.hostname or "").lower()
         return any(host == d or host.endswith("." + d) for d in self._allowed)
 
-    def _skip_reason(self, request: Request) -> str | None:
+    def skip_reason(self, request: Request) -> str | None:
+        """Why a link is not to be followed (``offsite``, ``bad url``, ``max_depth``), or None."""
         plain = _PLAIN_HOST.match(request.url)
         if plain:  # most links: one match instead of urlsplit, which costs 5 times more
             host = plain[1]

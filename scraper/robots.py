@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
@@ -29,6 +30,11 @@ ROBOTS_INLINE_RULES = 1000
 in a thread: 500 KiB of wildcard rules cost Protego 40-60 ms a URL."""
 
 
+SharedRobots = Callable[[str, Callable[[], Awaitable[str | None]]], Awaitable[str | None]]
+"""``shared(origin, fetch)``: the robots.txt text of ``origin`` for a crawl shared by many
+processes, which ``fetch()`` gets once for all of them (``RedisFrontier.robots_txt``)."""
+
+
 class RobotsRules:
     """robots.txt of each host, fetched once per crawl and read with Protego.
 
@@ -36,11 +42,13 @@ class RobotsRules:
     error, anything) allows everything, as most crawlers do; its failure is
     logged, not counted. Only its first ``ROBOTS_MAX_BYTES`` are read, and they
     are parsed off the event loop, as are the checks against a large rule set.
-    A ``Crawl-delay`` over ``MAX_BACKOFF`` is cut to it (with a warning).
+    A ``Crawl-delay`` over ``MAX_BACKOFF`` is cut to it (with a warning). With
+    ``shared``, the text is fetched once for all the processes of a crawl.
     """
 
-    def __init__(self, fetcher: Fetcher) -> None:
+    def __init__(self, fetcher: Fetcher, shared: SharedRobots | None = None) -> None:
         self._fetcher = fetcher
+        self._shared = shared
         self._user_agent = fetcher.settings.user_agent
         self._rules: dict[str, tuple[Protego | None, float, bool]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
@@ -76,9 +84,18 @@ class RobotsRules:
 
     async def _fetch(self, url: str) -> tuple[Protego | None, float, bool]:
         try:
-            page = await self._fetcher.fetch(Request(url), truncate_at=ROBOTS_MAX_BYTES)
+            if self._shared is None:
+                page = await self._fetcher.fetch(Request(url), truncate_at=ROBOTS_MAX_BYTES)
+                text = page.text
+            else:
+                shared = await self._shared(
+                    url.removesuffix("/robots.txt"), lambda: self._text(url)
+                )
+                if shared is None:
+                    return None, 0.0, False
+                text = shared
             async with self._thread:
-                rules, delay = await asyncio.to_thread(_parse_robots, page.text, self._user_agent)
+                rules, delay = await asyncio.to_thread(_parse_robots, text, self._user_agent)
         except FetchError as failure:
             log.info("no robots.txt rules from %s (%s): all allowed", url, failure.reason)
             return None, 0.0, False
@@ -93,7 +110,16 @@ class RobotsRules:
                 MAX_BACKOFF,
             )
             delay = MAX_BACKOFF
-        return rules, delay, page.text.count("\n") > ROBOTS_INLINE_RULES
+        return rules, delay, text.count("\n") > ROBOTS_INLINE_RULES
+
+    async def _text(self, url: str) -> str | None:
+        """robots.txt at ``url`` for the crawl shared with other processes; ``None``: none."""
+        try:
+            page = await self._fetcher.fetch(Request(url), truncate_at=ROBOTS_MAX_BYTES)
+        except FetchError as failure:
+            log.info("no robots.txt rules from %s (%s): all allowed", url, failure.reason)
+            return None
+        return page.text
 
 
 def _parse_robots(text: str, user_agent: str) -> tuple[Protego, float]:

@@ -1,0 +1,322 @@
+"""The crawl loop of one process among many working on one crawl through Redis.
+
+``SharedCrawler.run()`` joins the crawl (``RedisFrontier.join``: the first
+process seeds the start URLs), then keeps up to ``concurrency`` pages in flight:
+a claimer fills the free slots with leases from ``RedisFrontier.claim``, which
+hands out only requests whose host allows a start now across all processes
+(``per_host``, ``delay``/``jitter``, ``Crawl-delay``, a pause after 429/503), so
+this loop keeps no per-host slots of its own. Each lease is worked as in
+``scraper.crawl``: robots.txt (fetched once per crawl, shared through Redis; its
+``Crawl-delay`` goes to ``set_host_delay``), the fetch, the extraction
+(``scraper.pagework``), then one ``commit`` of the page's records, links and
+counts. A renewer pushes the leases held here forward every third of the
+lease, so a slow page keeps its lease while a process killed or frozen loses it.
+
+What happens to a page:
+
+- committed: its records and new links are in Redis, counted here;
+- failed (``FetchError``, after the fetcher's own retries; an extraction or a
+  callback that failed; ``internal error`` for an exception nobody foresaw):
+  ``fail(retry=False)``, counted by reason;
+- throttled (a 429 or 503): the fetch stops at once and the request goes back to
+  its host's queue with the host paused (``Retry-After``) for every process; the
+  crawl counts it only when its attempts run out;
+- lost (the lease expired and another process holds the page now): the commit
+  writes nothing and nothing is counted here.
+
+Links are filtered here as the single-process frontier filters them
+(``offsite``, ``bad url``, ``max_depth``), so that this process's summary shows
+them; the commit deduplicates them for the whole crawl, and leaves out (counted
+in the crawl's stats) a record JSON cannot hold. ``unique:`` is not applied to
+a shared crawl (yet): every record committed is written, with a warning at the
+start when the spider sets it.
+
+The crawl ends when ``claim`` returns ``None`` (nothing queued, nothing leased,
+seeding done) and nothing is in flight here. SIGINT, SIGTERM and SIGHUP (or
+``stop()``) stop the claiming; the pages in flight get ``STOP_GRACE`` seconds,
+and the leases of those still unfinished then simply expire for other processes.
+``run()`` returns the stats of this process; ``scraper status`` shows the crawl's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, NoReturn
+
+from scraper.callbacks import Callback
+from scraper.errors import FetchError
+from scraper.fetch import Fetcher
+from scraper.frontier import Frontier
+from scraper.models import Record, Request
+from scraper.pagework import Failure, PageWork, internal_error
+from scraper.robots import RobotsRules
+from scraper.spec import SpiderSpec
+from scraper.stats import CrawlStats
+from scraper.wire import open_wire
+
+if TYPE_CHECKING:
+    import httpx
+
+    from scraper.redisfrontier import Lease, RedisFrontier
+
+log = logging.getLogger("scraper")
+
+STOP_GRACE = 3.0
+"""Seconds that pages in flight get to finish after Ctrl-C, SIGTERM or SIGHUP."""
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+THROTTLED = "throttled"
+"""The reason a page is counted under when its host answered 429/503 at each attempt."""
+
+
+class _Throttled(Exception):
+    """The host answered 429 or 503: it wants a pause of ``seconds``."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"throttled for {seconds:.1f}s")
+        self.seconds = seconds
+
+
+def _throttled(host: str, seconds: float) -> NoReturn:
+    # The Fetcher would wait and retry holding the lease; instead the request goes
+    # back to the crawl with its host paused for every process.
+    raise _Throttled(seconds)
+
+
+class SharedCrawler:
+    """Works on the crawl behind ``frontier`` with this process, until the crawl is finished."""
+
+    def __init__(
+        self,
+        spider: SpiderSpec,
+        frontier: RedisFrontier,
+        *,
+        callbacks: Mapping[str, Callback] | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        on_progress: Callable[[CrawlStats], None] | None = None,
+    ) -> None:
+        self.spider = spider
+        self.settings = spider.settings
+        self.frontier = frontier
+        self.callbacks = callbacks or {}
+        self.transport = transport
+        self.on_progress = on_progress
+        self.stats = CrawlStats()
+        self.stopped_by: signal.Signals | None = None
+        # The single-process frontier's rules for links (allowed domains, depth), not its queue.
+        self._links = Frontier(spider, CrawlStats())
+        self._stop = asyncio.Event()
+        self._slot_freed = asyncio.Event()
+        self._held: dict[asyncio.Task[None], Lease] = {}
+        self._delays: dict[str, float] = {}
+        self._robots: RobotsRules | None = None
+        self._signals: list[signal.Signals] = []
+
+    def stop(self, signum: signal.Signals = signal.SIGINT) -> None:
+        """Stop claiming; the pages in flight get ``STOP_GRACE`` seconds."""
+        self.stopped_by = self.stopped_by or signum
+        self._stop.set()
+        self._slot_freed.set()
+
+    async def run(self) -> CrawlStats:
+        """Join the crawl and work on it until it is finished (or a stop); this process's stats."""
+        self.stats = CrawlStats()
+        self._stop = asyncio.Event()
+        self._install_signal_handlers()
+        if self.spider.unique or any(p.unique for p in self.spider.pages.values()):
+            log.warning(
+                "unique: is not applied to a crawl shared through Redis: "
+                "records with the same unique fields are all written"
+            )
+        wire = open_wire(self.settings, self.transport)
+        tasks: list[asyncio.Task[Any]] = []
+        try:
+            fetcher = Fetcher(wire, self.settings, self._links.allows, _throttled)
+            if self.settings.robots:
+                # robots.txt itself is fetched as in a single process: a 429 waits and retries.
+                robots_fetcher = Fetcher(wire, self.settings, self._links.allows)
+                self._robots = RobotsRules(robots_fetcher, self.frontier.robots_txt)
+            self._pages = PageWork(self.spider, self.callbacks)
+            stopping = asyncio.create_task(self._stop.wait())
+            joining = asyncio.create_task(self.frontier.join())
+            tasks += [stopping, joining]
+            await asyncio.wait({joining, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            if self._stop.is_set():
+                return self.stats
+            joining.result()
+            claimer = asyncio.create_task(self._claim(fetcher))
+            tasks += [claimer, asyncio.create_task(self._renew())]
+            if self.on_progress:
+                tasks.append(asyncio.create_task(self._report_progress()))
+            await asyncio.wait({claimer, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            if claimer.done():
+                claimer.result()  # an error of the frontier is raised from run()
+            else:
+                claimer.cancel()
+                if self._held:
+                    log.warning("stopping: finishing the pages in flight (up to %.0fs)", STOP_GRACE)
+                    await asyncio.wait(set(self._held), timeout=STOP_GRACE)
+        finally:
+            # Pages still in flight are abandoned: their leases expire for another process.
+            tasks += self._held
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            self._remove_signal_handlers()
+            await wire.aclose()
+            self.stats.finished = time.monotonic()
+        return self.stats
+
+    async def _claim(self, fetcher: Fetcher) -> None:
+        """Fill the free slots with leases until the crawl is finished; wait for the last pages."""
+        concurrency = self.settings.concurrency
+        while not self._stop.is_set():
+            free = concurrency - len(self._held)
+            if free <= 0:
+                self._slot_freed.clear()
+                await self._slot_freed.wait()
+                continue
+            leases = await self.frontier.claim(free)
+            if leases is None:
+                break
+            if self._stop.is_set():  # answered after the stop: back to the crawl at once
+                for lease in leases:
+                    await self.frontier.fail(lease, "stopped", retry=True)
+                return
+            for lease in leases:
+                task = asyncio.create_task(self._work(fetcher, lease))
+                self._held[task] = lease
+                task.add_done_callback(self._release)
+        if self._held:  # leases of ours that expired while their pages ran on
+            await asyncio.wait(set(self._held))
+
+    def _release(self, task: asyncio.Task[None]) -> None:
+        self._held.pop(task, None)
+        self._slot_freed.set()
+
+    async def _renew(self) -> None:
+        every = self.frontier.lease_seconds / 3
+        while True:
+            await asyncio.sleep(every)
+            if self._held:
+                await self.frontier.renew(list(self._held.values()))
+
+    async def _work(self, fetcher: Fetcher, lease: Lease) -> None:
+        try:
+            try:
+                await self._process(fetcher, lease)
+            except Exception as exc:  # a bug, or an input nobody foresaw: this page only
+                log.info("the internal error on %s:", lease.request.url, exc_info=exc)
+                await self._fail(lease, internal_error(exc))
+        except Exception as exc:  # the frontier itself failed: the lease expires for another
+            log.warning(
+                "cannot report %s to the crawl (%s: %s); its lease will expire",
+                lease.request.url,
+                type(exc).__name__,
+                exc,
+            )
+
+    async def _process(self, fetcher: Fetcher, lease: Lease) -> None:
+        request = lease.request
+        if self._robots is not None:
+            allowed, crawl_delay = await self._robots.check(request.url)
+            if not allowed:
+                if await self.frontier.commit(lease, [], [], {"skipped:robots.txt": 1}):
+                    self.stats.skipped["robots.txt"] += 1
+                    log.info("not fetching %s: disallowed by robots.txt", request.url)
+                return
+            if crawl_delay > self._delays.get(lease.host, 0.0):
+                self._delays[lease.host] = crawl_delay
+                await self.frontier.set_host_delay(lease.host, crawl_delay)
+        try:
+            page = await fetcher.fetch(request)
+        except _Throttled as throttled:
+            log.warning(
+                "%s asks us to slow down: pausing it for %.1fs", lease.host, throttled.seconds
+            )
+            failure = Failure(THROTTLED, f"{lease.host} answered 429/503 at each attempt")
+            await self._fail(lease, failure, retry=True, pause=throttled.seconds)
+            return
+        except FetchError as failure:
+            await self._fail(lease, Failure(failure.reason, failure.detail))
+            return
+        kind = request.page or self.spider.first_page
+        result = await self._pages.extract(page, kind)
+        if isinstance(result, Failure):
+            await self._fail(lease, result)
+            return
+        links, skipped = self._follow(result.requests)
+        records, dropped = result.records, result.dropped
+        skipped.update(result.skipped)
+        empty = self.spider.pages[kind].makes_records and not (result.records or result.dropped)
+        counts = _counts(records, dropped, skipped, kind if empty else None)
+        if not await self.frontier.commit(lease, records, links, counts):
+            log.info("%s was done by another process meanwhile (its lease ran out)", request.url)
+            return
+        self.stats.pages += 1
+        self.stats.records += len(records)
+        self.stats.dropped.update(dropped)
+        self.stats.skipped.update(skipped)
+        if empty:
+            self.stats.page_without_match(kind, page.url)
+            log.info("no match on %s (page kind %r)", page.url, kind)
+
+    def _follow(self, requests: list[Request]) -> tuple[list[Request], Counter[str]]:
+        """The links to give the crawl, and those skipped here by reason."""
+        links: list[Request] = []
+        skipped: Counter[str] = Counter()
+        for link in requests:
+            reason = self._links.skip_reason(link)
+            if reason is None:
+                links.append(link)
+            else:
+                skipped[reason] += 1
+        return links, skipped
+
+    async def _fail(
+        self, lease: Lease, failure: Failure, *, retry: bool = False, pause: float = 0.0
+    ) -> None:
+        counted = await self.frontier.fail(lease, failure.reason, retry=retry, pause=pause)
+        if counted and not retry:
+            self.stats.failed[failure.reason] += 1
+            log.warning("failed %s: %s", lease.request.url, failure.detail)
+
+    async def _report_progress(self) -> None:
+        assert self.on_progress is not None
+        while True:
+            await asyncio.sleep(0.25)
+            self.on_progress(self.stats)
+
+    def _install_signal_handlers(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._signals = []
+        for signum in STOP_SIGNALS:
+            if signal.getsignal(signum) is signal.SIG_IGN:
+                continue  # under nohup a hang-up is to be ignored, and stays so
+            try:
+                loop.add_signal_handler(signum, self.stop, signum)
+            except (ValueError, RuntimeError, NotImplementedError):
+                return  # not the main thread: the caller stops us with stop()
+            self._signals.append(signum)
+
+    def _remove_signal_handlers(self) -> None:
+        loop = asyncio.get_running_loop()
+        for signum in self._signals:
+            loop.remove_signal_handler(signum)
+        self._signals = []
+
+
+def _counts(
+    records: list[Record], dropped: Counter[str], skipped: Counter[str], empty_kind: str | None
+) -> dict[str, int]:
+    """What one page adds to the crawl's counts in Redis (``RedisFrontier.commit``)."""
+    counts = {"pages": 1, "records": len(records)}
+    counts.update((f"dropped:{reason}", n) for reason, n in dropped.items())
+    counts.update((f"skipped:{reason}", n) for reason, n in skipped.items())
+    if empty_kind is not None:
+        counts[f"no match:{empty_kind}"] = 1
+    return counts

@@ -8,6 +8,7 @@ stream. Multi-process cases (kills, freezes, Redis restarts) are in test_redis_c
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -267,3 +268,31 @@ def test_a_page_slower_than_its_lease_keeps_it_by_renewal(
     assert records == [{"title": "slow"}]
     assert site.count("/") == 1  # renewed: the other crawler never got it
     assert sum(s.pages for s in stats) == 1
+
+
+def test_a_crawl_delay_holds_across_crawlers_once_robots_txt_is_read(
+    site: FixtureSite, redis_server: RedisServer
+) -> None:
+    # per_host 1: the leases a claim hands out before any process has read robots.txt
+    # are not spaced by its Crawl-delay (a known gap: the claim would have to wait for it).
+    site.add("/robots.txt", "User-agent: *\nCrawl-delay: 0.3\n", content_type="text/plain")
+    for n in range(6):
+        site.add(f"/p{n}", f"<h1>page {n}</h1>")
+    spider = make_spider(
+        site,
+        """
+        spiders:
+          test:
+            start: 'SITE/p{n}'
+            vars: {n: {range: [0, 6]}}
+            concurrency: 4
+            per_host: 1
+            pattern: '<h1>(?P<title>[^<]+)</h1>'
+        """,
+    )
+    _, records, _ = asyncio.run(crawl_shared(spider, redis_server.url, processes=2))
+    assert len(records) == 6
+    starts = sorted(r.started for r in page_requests(site))
+    # The first page may start before robots.txt is read; from the second on, 0.3 s apart.
+    gaps = [later - earlier for earlier, later in itertools.pairwise(starts[1:])]
+    assert min(gaps) >= 0.29, gaps

@@ -9,6 +9,9 @@
   nginx: how ``scraper run``'s peak RSS grows with the URLs it is given and crawls.
 - ``startup``: ``scraper list`` on the project's spiders.yaml against ``scrapy list`` on
   an equivalent 3-spider Scrapy project, and each interpreter doing nothing.
+- ``scaleout``: one crawl shared through Redis (``scraper run --redis``) by 1, 2 and 4
+  processes on the throughput site, against one in-memory process: pages/s, CPU ms/page,
+  Redis CPU and Redis calls per page; and 4 processes x 64 in flight on the latency site.
 - ``profile``: one ``scraper run`` of the throughput work under py-spy.
 
 ``startup`` lives in startup.py, ``profile`` in profiling.py.
@@ -16,12 +19,17 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
+from pathlib import Path
 
 from harness import (
+    BENCH,
     CONCURRENCY,
     Bench,
+    Client,
+    TruthSource,
     cpu_ms_per_page,
     pages_per_s,
     paired_ratio,
@@ -32,12 +40,13 @@ from harness import (
 )
 from measure import Record, Sample, Series, table
 from profiling import profile
-from servers import delay_server, nginx
+from servers import RedisProbe, delay_server, nginx, redis_server
 from startup import startup
 from workload import write_board_spiders, write_tiny_spider
 
 LATENCY_CONCURRENCY = 64
 LATENCY_DELAY = 0.1
+SCALEOUT_PROCESSES = (1, 2, 4)
 
 
 def throughput(bench: Bench) -> None:
@@ -251,6 +260,176 @@ def scale(bench: Bench) -> None:
     bench.goal(f"scale, ours peak RSS at {sizes[-1]:,} URLs", largest, 150, " MB", below=True)
 
 
+def scaleout(bench: Bench) -> None:
+    """One crawl shared through Redis by 1, 2 and 4 ``scraper run --redis`` processes, on
+    the throughput site (against one in-memory process) and on the latency site."""
+    root, truth = bench.board_site
+    bench.say()
+    bench.say(
+        f"## Scale-out: {bench.pages} pages from nginx shared through Redis by 1, 2 and 4 "
+        f"processes ({CONCURRENCY} at once each), median of {bench.rounds} rounds"
+    )
+    with (
+        nginx(root, bench.work / "nginx-scaleout") as base,
+        redis_server(bench.scraper_python, bench.work / "redis") as redis,
+    ):
+        spider_file = bench.work / "scaleout-board.yaml"
+        write_board_spiders(spider_file, base, bench.pages, CONCURRENCY)
+        clients = [
+            bench.ours("in memory, 1 process", "board", spider_file, bench.pages, lambda: truth),
+            *(
+                _shared(bench, redis, n, "board", spider_file, lambda: truth)
+                for n in SCALEOUT_PROCESSES
+            ),
+        ]
+        series = run_rounds(bench, clients)
+    _say_shared(bench, series)
+    memory = series[0]
+    for shared in series[1:]:
+        bench.say(
+            f"{shared.label} / in memory: {paired_ratio(shared, memory, pages_per_s):.2f}x "
+            f"pages/s (median of per-round ratios)"
+        )
+    bench.goal(
+        "scale-out, 2 processes through Redis / 1 in-memory process, pages/s (per-round)",
+        paired_ratio(series[2], memory, pages_per_s),
+        1.5,
+        "x",
+    )
+
+    ideal = LATENCY_CONCURRENCY / LATENCY_DELAY
+    bench.say()
+    bench.say(
+        f"## Scale-out, latency: {bench.pages} pages answered {LATENCY_DELAY * 1000:.0f} ms "
+        f"late, per_host {LATENCY_CONCURRENCY} for the whole crawl, 4 processes x "
+        f"{LATENCY_CONCURRENCY} in flight (ideal {ideal:.0f} pages/s), median of "
+        f"{bench.rounds} rounds"
+    )
+    with (
+        delay_server(bench.bench_python, root, LATENCY_DELAY, bench.work / "delay-so") as server,
+        redis_server(bench.scraper_python, bench.work / "redis-latency") as redis,
+    ):
+        board_file = bench.work / "scaleout-latency.yaml"
+        write_board_spiders(board_file, server.url, bench.pages, LATENCY_CONCURRENCY)
+
+        def served() -> Mapping[str, float]:
+            stats = server.served()
+            return {**stats, "served_rate": stats["responses"] / stats["span"]}
+
+        memory_client = bench.ours(
+            "in memory, 1 process x 64", "board", board_file, bench.pages, lambda: truth
+        )
+        shared_client = _shared(bench, redis, 4, "board", board_file, lambda: truth)
+        clients = [
+            replace(memory_client, before=server.reset, after=served),
+            _chain(shared_client, server.reset, served),
+        ]
+        series = run_rounds(bench, clients)
+    rows = [
+        [
+            s.label,
+            f"{s.median(lambda x: x.extra['served_rate']):.0f}",
+            f"{s.median(lambda x: x.extra['served_rate']) / ideal:.2f}",
+            f"{s.median(pages_per_s):.0f}",
+            f"{s.median(lambda x: x.extra['max_in_flight']):.0f}",
+            f"{s.median(cpu_ms_per_page):.2f}",
+            runs_ok(s),
+        ]
+        for s in series
+    ]
+    bench.say()
+    headers = ["client", "server-seen pages/s", "x ideal", "whole-process pages/s"]
+    headers += ["max in flight", "CPU ms/page", "runs ok"]
+    bench.say(table(headers, rows))
+    bench.goal(
+        "scale-out latency, 4 processes / ideal, server-seen pages/s",
+        series[1].median(lambda x: x.extra["served_rate"]) / ideal,
+        0.9,
+        "x",
+    )
+
+
+def _shared(
+    bench: Bench,
+    redis: RedisProbe,
+    processes: int,
+    spider: str,
+    spider_file: Path,
+    truth: TruthSource,
+) -> Client:
+    """``processes`` copies of ``scraper run SPIDER --redis URL`` started together by
+    ``swarm.py`` (the first with ``-o``), measured as one client; before each run Redis is
+    emptied and its statistics reset, after it the Redis CPU and calls of the run are read."""
+    label = f"redis, {processes} process{'es' if processes > 1 else ''}"
+    output = bench.work / f"out-{spider_file.stem}-{processes}.jsonl"
+    offset = output.with_name(output.name + ".redis-offset")
+    command = [sys.executable, str(BENCH / "swarm.py"), str(processes), str(output), "--"]
+    command += [str(bench.scraper_python), "-m", "scraper", "run", spider]
+    command += ["-f", str(spider_file), "-q", "--redis", redis.url, "--crawl", "bench"]
+    cpu_before = [0.0]
+
+    def before() -> None:
+        offset.unlink(missing_ok=True)  # a new crawl: its export starts from the first record
+        redis.command("FLUSHALL")
+        redis.command("CONFIG", "RESETSTAT")
+        cpu_before[0] = redis.cpu_seconds()
+
+    def after() -> Mapping[str, float]:
+        return {
+            "redis_cpu": redis.cpu_seconds() - cpu_before[0],
+            "redis_calls": float(redis.calls()),
+        }
+
+    return Client(label, command, output, bench.pages, truth, before=before, after=after)
+
+
+def _chain(
+    client: Client, before: Callable[[], None], after: Callable[[], Mapping[str, float]]
+) -> Client:
+    """``client`` with one more hook on each side (its own run first)."""
+    first_before, first_after = client.before, client.after
+
+    def both_before() -> None:
+        if first_before:
+            first_before()
+        before()
+
+    def both_after() -> Mapping[str, float]:
+        return {**(first_after() if first_after else {}), **after()}
+
+    return replace(client, before=both_before, after=both_after)
+
+
+def _say_shared(bench: Bench, series: list[Series]) -> None:
+    """Pages/s, CPU and Redis's work per page, one row per client."""
+
+    def per_page(key: str, scale: float) -> Callable[[Sample], float]:
+        return lambda s: scale * s.extra.get(key, 0.0) / s.pages
+
+    rows = [
+        [
+            s.label,
+            f"{s.median(pages_per_s):.0f}",
+            f"{s.median(pages_per_s) / series[0].median(pages_per_s):.2f}",
+            f"{s.median(cpu_ms_per_page):.2f}",
+            f"{s.median(per_page('redis_cpu', 1000)):.3f}" if s is not series[0] else "-",
+            f"{s.median(per_page('redis_calls', 1)):.1f}" if s is not series[0] else "-",
+            f"{s.median(rss_mb):.1f}",
+            runs_ok(s),
+        ]
+        for s in series
+    ]
+    bench.say()
+    headers = ["client", "pages/s", "x in memory", "CPU ms/page (clients)"]
+    headers += ["Redis CPU ms/page", "Redis calls/page", "peak RSS MB (largest)", "runs ok"]
+    bench.say(table(headers, rows))
+    bench.say(
+        "CPU ms/page: user + system time of every scraper process of the run over the pages. "
+        "Redis CPU: the server's used_cpu_user + used_cpu_sys over the run (INFO cpu); Redis "
+        "calls: INFO commandstats over the run, the commands inside Lua scripts included."
+    )
+
+
 def _say_rates(bench: Bench, series: list[Series], cpu_digits: int) -> None:
     """The table of pages/s, CPU ms/page and peak RSS, one row per client."""
     rows = [
@@ -272,6 +451,7 @@ SCENARIOS: dict[str, Callable[[Bench], None]] = {
     "latency": latency,
     "scale": scale,
     "startup": startup,
+    "scaleout": scaleout,
     "profile": profile,
 }
 """Every scenario by name; ``all`` runs all but ``profile``."""

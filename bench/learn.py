@@ -52,6 +52,15 @@ from scraper.trial import load_page  # noqa: E402
 
 Record = dict[str, str | None]
 SLOW_MS = 50.0
+ALSO = 10
+GROUPS = {
+    "first": "one record (first, middle, last)",
+    "middle": "one record (first, middle, last)",
+    "last": "one record (first, middle, last)",
+    "two": "two records (first and last)",
+    "also": "one record, 9 --also pages",
+}
+"""Pages given to learn in the "also" variant: the page and the next 9 of its site."""
 
 
 def _text(value: str) -> str:
@@ -159,6 +168,9 @@ class Site:
     pages: tuple[str, ...]
     truth: Callable[[str], list[Record]]
     field_sets: tuple[tuple[str, ...], ...]
+    extra: tuple[tuple[str, ...], ...] = ()
+    """Field sets shown but not counted in the totals: values a person does not read on
+    the page (a rating that is only a class token, ``star-rating Three``)."""
 
 
 def sites() -> list[Site]:
@@ -214,7 +226,8 @@ def sites() -> list[Site]:
             "books",
             tuple(book_pages),
             books,
-            (("title", "price"), ("link", "title"), ("title", "rating"), ("title", "availability")),
+            (("title", "price"), ("link", "title"), ("title", "availability")),
+            extra=(("title", "rating"),),
         ),
         Site(
             "gbk list",
@@ -307,7 +320,8 @@ def safety(block: dict[str, Any], page: Page) -> str | None:
 
 
 def examples_of(truth: list[Record], fields: Sequence[str]) -> dict[str, list[Record]]:
-    """The example records: first, middle, last, and first+last, among complete ones."""
+    """The example records: first, middle, last, first and last, and first again (learnt
+    with ``--also`` pages), among the records that have every field."""
     complete = [r for r in truth if all(r[f] not in (None, "") for f in fields)]
     if not complete:
         return {}
@@ -318,26 +332,30 @@ def examples_of(truth: list[Record], fields: Sequence[str]) -> dict[str, list[Re
         "middle": [middle],
         "last": [pick[-1]],
         "two": [pick[0], pick[-1]] if len(pick) > 1 else [pick[0]],
+        "also": [pick[0]],
     }
 
 
-def learner(
-    oracle: bool,
-) -> Callable[[Page, list[Record], str], tuple[dict[str, Any] | None, list[str], list[int]]]:
-    """A function (page, examples, site) -> (spider block, warnings, counts)."""
+Learner = Callable[
+    [list[Page], list[Record], str], tuple[dict[str, Any] | None, list[str], list[int]]
+]
+
+
+def learner(oracle: bool) -> Learner:
+    """A function (pages, examples, site) -> (spider block, warnings, counts per page)."""
     if oracle:
 
-        def truth_block(page: Page, examples: list[Record], site: str) -> Any:
+        def truth_block(pages: list[Page], examples: list[Record], site: str) -> Any:
             return ORACLE.get(site), [], []
 
         return truth_block
     from scraper.learn import LearnPage, learn
 
-    def learnt(page: Page, examples: list[Record], site: str) -> Any:
-        proposal = learn([LearnPage(page.url, page.text)], examples)
+    def learnt(pages: list[Page], examples: list[Record], site: str) -> Any:
+        proposal = learn([LearnPage(page.url, page.text) for page in pages], examples)
         if proposal.pattern is None and proposal.json_page is None:
             return None, proposal.warnings, proposal.counts
-        return proposal.spider("bench", page.url), proposal.warnings, proposal.counts
+        return proposal.spider("bench", pages[0].url), proposal.warnings, proposal.counts
 
     return learnt
 
@@ -367,7 +385,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     learn_one = learner(args.oracle)
     settings = CrawlSettings()
-    totals = {"exact": 0, "pages": 0, "cross": 0, "pairs": 0}
+    totals = {group: Tally() for group in dict.fromkeys(GROUPS.values())}
     problems: list[str] = []
     started = time.perf_counter()
     for site in sites():
@@ -379,9 +397,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         for name, truth in zip(names, truths, strict=True):
             assert truth, f"no ground truth records in {name}"
         print(f"\n{site.name}: {len(pages)} pages, {sum(map(len, truths))} records")
-        variants = ("first", "middle", "last", "two")
+        variants = ("first", "middle", "last", "two", "also")
         print(f"  {'fields':<34}" + "".join(f"{v + ': pages, cross':>24}" for v in variants))
-        for fields in site.field_sets:
+        for fields in site.field_sets + site.extra:
             scores: dict[str, list[bool]] = {}
             unsafe_patterns: dict[str, str | None] = {}
             tallies = {v: Tally() for v in variants}
@@ -389,7 +407,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 for variant, examples in examples_of(truth, fields).items():
                     tally = tallies[variant]
                     tally.pages += 1
-                    block, warnings, counts = learn_one(page, examples, site.name)
+                    also = [
+                        pages[(index + n) % len(pages)] for n in range(1, min(len(pages), ALSO))
+                    ]
+                    given = [page, *also] if variant == "also" else [page]
+                    block, warnings, counts = learn_one(given, examples, site.name)
                     if block is None:
                         tally.none += 1
                         tally.pairs += len(pages) - 1
@@ -414,25 +436,29 @@ def main(argv: Sequence[str] | None = None) -> int:
             cells = "".join(
                 f"{f'{t.exact}/{t.pages}, {t.cross}/{t.pairs}':>24}" for t in tallies.values()
             )
-            print(f"  {'+'.join(fields):<34}{cells}")
+            counted = fields not in site.extra
+            print(f"  {'+'.join(fields) + ('' if counted else ' (not counted)'):<34}{cells}")
             for variant, tally in tallies.items():
-                totals["exact"] += tally.exact
-                totals["pages"] += tally.pages
-                totals["cross"] += tally.cross
-                totals["pairs"] += tally.pairs
+                if counted:
+                    total = totals[GROUPS[variant]]
+                    total.exact += tally.exact
+                    total.pages += tally.pages
+                    total.cross += tally.cross
+                    total.pairs += tally.pairs
                 where = f"{site.name} {'+'.join(fields)} {variant}"
                 for what, cases in (("silently wrong", tally.silent), ("unsafe", tally.unsafe)):
                     if cases:
                         problems.append(f"{what}: {where}: {len(cases)} pages, e.g. {cases[0]}")
                 if tally.none:
                     problems.append(f"no proposal: {where}: {tally.none} pages")
-    pct = 100 * totals["exact"] / max(totals["pages"], 1)
-    cross = 100 * totals["cross"] / max(totals["pairs"], 1)
-    print(
-        f"\nall: pages exact {totals['exact']}/{totals['pages']} ({pct:.0f}%), "
-        f"cross-page exact {totals['cross']}/{totals['pairs']} ({cross:.0f}%), "
-        f"{time.perf_counter() - started:.0f} s"
-    )
+    print(f"\nall sites, counted field sets ({time.perf_counter() - started:.0f} s):")
+    for group, total in totals.items():
+        pct = 100 * total.exact / max(total.pages, 1)
+        cross = 100 * total.cross / max(total.pairs, 1)
+        print(
+            f"  {group:<34} pages exact {total.exact}/{total.pages} ({pct:.1f}%), "
+            f"cross-page exact {total.cross}/{total.pairs} ({cross:.1f}%)"
+        )
     for problem in problems:
         print("  " + problem)
     return 0

@@ -23,9 +23,12 @@ from pathlib import Path
 
 from scraper.commands import (
     check_command,
+    export_command,
     learn_command,
     list_command,
+    reset_command,
     run_command,
+    status_command,
     test_command,
     try_command,
 )
@@ -136,9 +139,16 @@ def _parser() -> argparse.ArgumentParser:
         type=int,
         default=1,
         metavar="N",
-        help="share the crawl among N processes (needs -o; see README)",
+        help="share the crawl among N processes on an embedded Redis (needs -o; see README)",
     )
-    run.add_argument("--shard", type=_shard, default=(0, 1), help=argparse.SUPPRESS)
+    _redis_options(
+        run,
+        "join the crawl in Redis at URL (bare --redis: $REDIS_URL) and work "
+        "on it with every other process started so; -o also writes all its records",
+    )
+    # Seconds a process holds a page of a --redis crawl before others may take it (renewed
+    # while it works); hidden: the tests shorten it to see killed processes' pages come back.
+    run.add_argument("--lease", type=float, default=30.0, help=argparse.SUPPRESS)
     run.add_argument("--stats-to", type=Path, help=argparse.SUPPRESS)
     run.add_argument(
         "-q",
@@ -245,7 +255,59 @@ def _parser() -> argparse.ArgumentParser:
         "--cassette", metavar="PATH", help="the cassette to replay (with one NAME only)"
     )
     test.set_defaults(handler=test_command)
+
+    export = commands.add_parser(
+        "export",
+        parents=[common],
+        help="write the records of a Redis crawl",
+        description="Write every record of the crawl NAME in Redis to -o PATH (default: stdout) "
+        "once, in the order they were committed, without crawling; wait for the crawl to "
+        "finish unless --now. Killed and started again with the same -o, it continues where "
+        "it stopped (PATH.redis-offset).",
+    )
+    export.add_argument("name", metavar="NAME", help="the spider (and, by default, the crawl)")
+    _redis_options(export, "the Redis holding the crawl (bare --redis: $REDIS_URL)")
+    export.add_argument("-o", "--output", metavar="PATH", help="write records here")
+    export.add_argument(
+        "--now",
+        action="store_true",
+        help="write the records committed so far and stop, without waiting for the crawl",
+    )
+    export.set_defaults(handler=export_command)
+
+    status = commands.add_parser(
+        "status",
+        parents=[common],
+        help="show how a Redis crawl stands",
+        description="Print the counts of the crawl NAME in Redis: queued, in flight, done, "
+        "failed, dead, records, hosts waiting, processes seen in the last 10 s, dedup bytes "
+        "per URL, and whether it has finished.",
+    )
+    status.add_argument("name", metavar="NAME", help="the spider (and, by default, the crawl)")
+    _redis_options(status, "the Redis holding the crawl (bare --redis: $REDIS_URL)")
+    status.set_defaults(handler=status_command)
+
+    reset = commands.add_parser(
+        "reset",
+        parents=[common],
+        help="delete a Redis crawl",
+        description="Delete every key of the crawl NAME in Redis (queue, seen URLs, records, "
+        "counts), after asking unless --yes. The next run starts the crawl afresh.",
+    )
+    reset.add_argument("name", metavar="NAME", help="the spider (and, by default, the crawl)")
+    _redis_options(reset, "the Redis holding the crawl (bare --redis: $REDIS_URL)")
+    reset.add_argument("-y", "--yes", action="store_true", help="do not ask")
+    reset.set_defaults(handler=reset_command)
     return parser
+
+
+def _redis_options(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument("--redis", nargs="?", const="", metavar="URL", help=what)
+    parser.add_argument(
+        "--crawl",
+        metavar="ID",
+        help="the crawl's name in Redis (default: the spider's name)",
+    )
 
 
 def _configure_logging(args: argparse.Namespace) -> None:
@@ -255,13 +317,6 @@ def _configure_logging(args: argparse.Namespace) -> None:
     logger.handlers[:] = [handler]
     logger.propagate = False
     logger.setLevel(logging.INFO if args.verbose else logging.WARNING)
-
-
-def _shard(text: str) -> tuple[int, int]:
-    index, _, count = text.partition("/")
-    if not (index.isdigit() and count.isdigit() and int(index) < int(count)):
-        raise argparse.ArgumentTypeError(f"{text!r} is not I/N with I < N")
-    return int(index), int(count)
 
 
 def _columns(text: str) -> int:

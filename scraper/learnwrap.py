@@ -290,14 +290,29 @@ def _delimiters(
 def _assemble(start: str, slots: list[Slot], delimiters: list[tuple[str, str]]) -> str:
     # Runs without "<" are taken whole when the delimiter starts with a tag: ten times
     # faster than a character at a time, and they cannot hold the start of a record.
-    tag_gap = f"(?:[^<]++|<(?!{start[1:]}))*?"
-    char_gap = f"(?:[^<]|<(?!{start[1:]}))*?"
     parts = [start]
     for slot, (before, after) in zip(slots, delimiters, strict=True):
-        gap = tag_gap if before.startswith("<") else char_gap
+        gap = _gap(start, before)
         body = f"{gap}{before}{slot.value_pattern()}{after}"
         parts.append(f"(?>(?:{body})?)" if slot.optional else f"(?>{body})")
     return "".join(parts)
+
+
+def _gap(start: str, before: str) -> str:
+    """What may lie between two fields of a record: anything but the start of the next.
+
+    Runs of characters that cannot begin the delimiter after the gap are taken whole
+    (possessively), ten times faster than a character at a time; they cannot hold the
+    start of a record, which begins with "<"."""
+    first = before[:1]
+    if first == "\\":  # an escaped character stands for itself; \d, \s for a class
+        first = before[1:2] if not before[1:2].isalnum() else ""
+    stop = start[1:]
+    if first == "<":
+        return f"(?:[^<]++|<(?!{stop}))*?"
+    if first and not first.isspace() and (first.isalnum() or first in "\"'=:;&>/#@%!,"):
+        return f"(?:[^<{first}]++|<(?!{stop})|{re.escape(first)})*?"
+    return f"(?:[^<]|<(?!{stop}))*?"
 
 
 def _spans(match: regex.Match[str], slots: list[Slot]) -> tuple[tuple[int, int] | None, ...]:

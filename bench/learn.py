@@ -310,13 +310,17 @@ def safety(block: dict[str, Any], page: Page) -> str | None:
         return f"check warns: {warnings[0]}"
     compiled = regex.compile(pattern, flags | regex.VERSION0)
     for mutated in (re.sub(r"</(\w+)>", "", page.text), page.text * 20):
-        started = time.perf_counter()
-        for _ in compiled.finditer(mutated, timeout=1.0):
-            pass
-        spent = (time.perf_counter() - started) * 1000
+        spent = min(_milliseconds(compiled, mutated) for _ in range(3))  # best of 3: not noise
         if spent > SLOW_MS:
             return f"{spent:.0f} ms on a mutated page"
     return None
+
+
+def _milliseconds(compiled: regex.Pattern[str], text: str) -> float:
+    started = time.perf_counter()
+    for _ in compiled.finditer(text, timeout=1.0):
+        pass
+    return (time.perf_counter() - started) * 1000
 
 
 def examples_of(truth: list[Record], fields: Sequence[str]) -> dict[str, list[Record]]:

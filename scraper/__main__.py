@@ -1,7 +1,5 @@
 """``python -m scraper``: the same as the ``scraper`` command."""
 
-import sys
+from scraper.cli import run
 
-from scraper.cli import main
-
-sys.exit(main())
+run()

@@ -20,6 +20,7 @@ import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NoReturn
 
 from scraper.commands import (
     check_command,
@@ -32,10 +33,23 @@ from scraper.commands import (
     test_command,
     try_command,
 )
-from scraper.console import EXIT_BY_SIGNAL, EXIT_OK, EXIT_USAGE, keep_standard_streams_safe, tell
+from scraper.console import (
+    EXIT_BY_SIGNAL,
+    EXIT_OK,
+    EXIT_USAGE,
+    exit_now,
+    keep_standard_streams_safe,
+    tell,
+)
 from scraper.errors import ScraperError
 
 DEFAULT_FILE = "spiders.yaml"
+
+
+def run() -> NoReturn:
+    """The ``scraper`` command and ``python -m scraper``: ``main()``, then the process ends
+    at once with its code (``exit_now``: everything is closed and flushed first)."""
+    exit_now(main())
 
 
 def main(argv: Sequence[str] | None = None) -> int:

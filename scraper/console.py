@@ -8,11 +8,13 @@ errors into them.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import signal
 import sys
-from typing import TYPE_CHECKING
+import threading
+from typing import TYPE_CHECKING, NoReturn
 
 if TYPE_CHECKING:
     from scraper.stats import CrawlStats
@@ -43,6 +45,34 @@ def keep_standard_streams_safe() -> None:
     if sys.stderr is None:
         sys.stderr = open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115 - for the run
     logging.raiseExceptions = False
+
+
+def exit_now(code: int) -> NoReturn:
+    """End the process with ``code``, skipping the interpreter's teardown.
+
+    By the time a command returns, all it opened is closed: the output, the state,
+    the lock files, the Redis connection and its event loop, ``--workers``' server
+    and its temporary folder. What is left for the interpreter's exit is run here:
+    the at-exit functions (logging's flush and close, finalizers) and the flush of
+    stdout and stderr; then ``os._exit``. The teardown skipped (freeing every module
+    and object) takes 0.2 s on an idle machine and over 1 s with four processes on
+    two cores, and the crawl's processes must all be gone within 1 s of its end.
+    A thread other than the main one still running (none of ours is) gets the
+    normal exit, which waits for it. As at a normal exit, a stdout that cannot take
+    what is left in its buffer turns a success into 120; stderr changes nothing.
+    """
+    main = threading.main_thread()
+    if any(t is not main and t.is_alive() and not t.daemon for t in threading.enumerate()):
+        sys.exit(code)
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            if stream is not None:
+                stream.flush()
+        except (OSError, ValueError):
+            if stream is sys.stdout and code == EXIT_OK:
+                code = 120
+    os._exit(code)
 
 
 def tell(text: str) -> None:

@@ -417,12 +417,6 @@ def test_a_429_pauses_its_host_for_every_process(redis_server: RedisServer, tmp_
 # -- 4. a clean end: every process exits within 1 s ---------------------------------------------
 
 
-@pytest.mark.xfail(
-    reason="claim() returns None within ms of the last commit, but interpreter teardown takes "
-    "0.2 s idle, ~1 s with 4 processes on 2 cores (exits 0.9-1.3 s after; 0.02-0.15 s with "
-    "os._exit after flushing)",
-    strict=False,
-)
 def test_every_process_exits_within_a_second_of_the_last_commit(
     redis_server: RedisServer, tmp_path: Path
 ) -> None:

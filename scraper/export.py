@@ -103,6 +103,13 @@ class JsonLinesWriter:
             self.count += len(lines) - 1
         return rejected
 
+    def write_encoded(self, lines: bytes, count: int) -> None:
+        """Write ``count`` records already encoded as JSON Lines by ``write``'s encoder
+        (``lines`` ends with a newline), in one write call: the Redis record stream's text."""
+        if lines:
+            self._write_whole(lines)
+            self.count += count
+
     def close(self) -> None:
         """Close the file (stdout is only flushed)."""
         if self._stream is not None:

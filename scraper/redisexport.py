@@ -9,8 +9,12 @@ after every batch. An exporter that is killed anywhere and started again cuts
 the output back to that size (dropping a batch written after the offset was
 saved) and reads on after that id, so no line is lost or written twice.
 
-The exporter ends when the crawl is finished and the stream is drained (or, with
-``until_now``, once it has written what the stream holds). Records stay in Redis
+The records are written as the text the commit stored (the JSON Lines encoder's
+output, the same bytes ``scraper run -o`` writes), never decoded and re-encoded: a
+stream entry holds one record (field ``r``) or a page's records, one line each
+(field ``p``), and both are read. The exporter ends when the crawl is finished and
+the stream is drained (or, with ``until_now``, once it has written what the stream
+holds). Records stay in Redis
 until ``scraper reset``; exporting again from the start only takes a new path
 (or removing the offset file and the output).
 """
@@ -21,17 +25,16 @@ import asyncio
 import json
 import logging
 import os
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from scraper.errors import OutputError, ScraperError
 from scraper.export import JsonLinesWriter
 
-if TYPE_CHECKING:
-    from scraper.models import Record
-
 log = logging.getLogger("scraper")
+T = TypeVar("T")
 
 OFFSET_SUFFIX = ".redis-offset"
 BATCH = 1000
@@ -43,13 +46,46 @@ DRAIN_WAIT = 0.05
 
 
 class RecordStream(Protocol):
-    """What the exporter needs of a ``RedisFrontier``: the record stream and the crawl's end."""
+    """What the exporter needs of a ``RedisFrontier``: its client, its keys, its retrying
+    while Redis is away, and the crawl's end."""
 
-    async def read_records(
-        self, after: str, count: int, block_seconds: float
-    ) -> list[tuple[str, Record]]: ...
+    client: Any
+
+    def key(self, name: str) -> str: ...
+
+    async def _retry(self, call: Callable[[], Awaitable[T]]) -> T: ...
 
     async def finished(self) -> bool: ...
+
+
+async def read_lines(
+    stream: RecordStream, after: str, count: int, block_seconds: float
+) -> tuple[str, bytes, int]:
+    """Up to ``count`` stream entries after id ``after``, blocking up to ``block_seconds``
+    while there are none: the last id read, their records as JSON Lines text (each line
+    ending in a newline, as stored) and how many records that is."""
+    block = max(1, int(block_seconds * 1000)) if block_seconds > 0 else None
+    key = stream.key("records")
+    reply: Any = await stream._retry(
+        lambda: stream.client.xread({key: after}, count=count, block=block)
+    )
+    lines: list[bytes] = []
+    records = 0
+    for _stream, entries in reply or ():
+        for entry_id, fields in entries:
+            after = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+            text = fields.get(b"r")
+            if text is not None:
+                lines.append(text)
+                records += 1
+                continue
+            page = fields.get(b"p")
+            if page:  # a page's records, one line each
+                lines.append(page)
+                records += page.count(b"\n") + 1
+    if lines:
+        lines.append(b"")
+    return after, b"\n".join(lines), records
 
 
 @dataclass(frozen=True)
@@ -133,11 +169,11 @@ class RecordExporter:
             ending = until_now or (stop is not None and stop.is_set())
             if not ending:
                 ending = await self.stream.finished()
-            batch = await self.stream.read_records(
-                self.after, BATCH, DRAIN_WAIT if ending else WAIT
+            after, lines, records = await read_lines(
+                self.stream, self.after, BATCH, DRAIN_WAIT if ending else WAIT
             )
-            if batch:
-                self._write(batch)
+            if after != self.after:
+                self._write(after, lines, records)
             elif ending:
                 return self.written
 
@@ -145,14 +181,12 @@ class RecordExporter:
         """Close the output."""
         self.writer.close()
 
-    def _write(self, batch: list[tuple[str, Record]]) -> None:
+    def _write(self, after: str, lines: bytes, records: int) -> None:
         # No await between writing the lines and saving the offset: a task cancelled
         # here (a stop signal) never leaves lines the offset does not cover.
-        rejected = self.writer.write(record for _, record in batch)
-        if rejected:  # a record the crawl committed is JSON: this would be a fault of ours
-            log.warning("not exporting %d records JSON cannot hold", sum(rejected.values()))
-        self.written += len(batch) - sum(rejected.values())
-        self.after = batch[-1][0]
+        self.writer.write_encoded(lines, records)
+        self.written += records
+        self.after = after
         if self.offset_path is not None:
             self._save()
 

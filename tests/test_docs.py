@@ -84,6 +84,7 @@ def test_the_commands_are_the_documented_ones() -> None:
         "check",
         "run",
         "try",
+        "learn",
         "test",
         "export",
         "status",

@@ -260,7 +260,8 @@ def status_command(args: argparse.Namespace) -> int:
 
 def reset_command(args: argparse.Namespace) -> int:
     """``scraper reset``: delete a Redis crawl's keys, after asking unless --yes."""
-    from scraper.redisrun import count_keys, reset_crawl, shown
+    from scraper.redisrun import count_keys, reset_crawl
+    from scraper.redisurl import shown
 
     spider, url, crawl = _redis_target(args)
     if not args.yes:

@@ -27,12 +27,14 @@ mid-crawl every call waits and retries with back-off, logging it once.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import hashlib
 import itertools
 import json
 import logging
 import random
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -50,6 +52,7 @@ from scraper.errors import ScraperError
 from scraper.export import _ENCODER, _rejection
 from scraper.frontier import Frontier, canonical_url
 from scraper.models import Record, Request
+from scraper.redisurl import shown
 from scraper.spec import SpiderSpec
 from scraper.stats import CrawlStats
 
@@ -67,6 +70,8 @@ MAX_WAIT = 5.0
 RECENT_PROCESS_MS = 10_000
 """A process seen within this long counts in ``status()``'s ``processes``."""
 RETRY_FIRST, RETRY_MAX = 0.1, 5.0
+OUTAGE_QUIET = 10.0
+"""Seconds after Redis is back in which a failing call is the same outage (not logged again)."""
 _LOST = (RedisConnectionError, RedisTimeoutError, ConnectionError, OSError)
 T = TypeVar("T")
 
@@ -131,12 +136,14 @@ class RedisFrontier:
         self.lease_seconds = lease_seconds
         self.max_attempts = max_attempts
         self.dedup_buckets = dedup_buckets
-        self.url = url or _describe(client)
+        self.url = shown(url) if url else _describe(client)
         self.prefix = f"scraper:{{{crawl}}}:"
         self.process = uuid.uuid4().hex[:12]
         self._filter = Frontier(spider, CrawlStats())  # only for allows(): offsite links
         self._robots: dict[str, str | None] = {}
-        self._lost = False
+        self._lost = False  # the last call failed: Redis is away
+        self._warned = False  # "lost Redis" was logged, "back" not yet
+        self._quiet_until = 0.0  # a failure before this is the end of the last outage
         self._claim = client.register_script(redislua.CLAIM)
         self._commit = client.register_script(redislua.COMMIT)
         self._fail = client.register_script(redislua.FAIL)
@@ -152,12 +159,12 @@ class RedisFrontier:
         try:
             client = aioredis.Redis.from_url(url, socket_timeout=15.0, socket_connect_timeout=5.0)
         except ValueError as exc:
-            raise RedisTrouble(f"cannot reach Redis at {url}: {exc}") from None
+            raise RedisTrouble(f"cannot reach Redis at {shown(url)}: {exc}") from None
         try:
             await client.ping()
         except (RedisError, OSError) as exc:
             await client.aclose()
-            raise RedisTrouble(f"cannot reach Redis at {url}: {exc}") from None
+            raise RedisTrouble(f"cannot reach Redis at {shown(url)}: {exc}") from None
         return cls(client, crawl, spider, url=url, **options)
 
     def key(self, name: str) -> str:
@@ -474,15 +481,24 @@ class RedisFrontier:
             try:
                 result = await call()
             except _LOST as exc:
-                if not self._lost:
-                    self._lost = True
+                self._lost = True
+                # Once an outage: a pooled connection made before Redis came back fails on
+                # its first use after, which is the end of the same outage, not a new one.
+                if not self._warned and time.monotonic() >= self._quiet_until:
+                    self._warned = True
                     log.warning("lost Redis at %s; retrying (%s)", self.url, exc)
                 await asyncio.sleep(pause)
                 pause = min(RETRY_MAX, pause * 2)
                 continue
             if self._lost:
                 self._lost = False
-                log.info("Redis at %s is back", self.url)
+                self._quiet_until = time.monotonic() + OUTAGE_QUIET
+                if self._warned:
+                    self._warned = False
+                    log.info("Redis at %s is back", self.url)
+                # The idle connections were made before the outage: make them anew.
+                with contextlib.suppress(RedisError, OSError):  # dropped all the same
+                    await self.client.connection_pool.disconnect(inuse_connections=False)
             return result
 
 

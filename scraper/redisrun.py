@@ -15,10 +15,10 @@ import re
 import signal
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit, urlunsplit
 
 from scraper.errors import ScraperError
 from scraper.redisexport import RecordExporter
+from scraper.redisurl import shown
 
 if TYPE_CHECKING:
     import httpx
@@ -65,19 +65,6 @@ def crawl_id(given: str | None, spider_name: str) -> str:
         f"the spider name {crawl!r} cannot name a crawl in Redis: give one with --crawl ID "
         "(letters, digits and - _ . :)."
     )
-
-
-def shown(url: str) -> str:
-    """``url`` with its password hidden, for messages and ``status``."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return url
-    if parts.password is None:
-        return url
-    user = parts.username or ""
-    host = parts.netloc.rpartition("@")[2]
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
 
 
 async def connect(url: str, crawl: str, spider: SpiderSpec, **options: Any) -> RedisFrontier:

@@ -142,6 +142,53 @@ def test_unreachable_redis_is_an_error_with_exit_2(tmp_path: Path) -> None:
         )
 
 
+def test_an_unreachable_redis_is_named_without_its_password(tmp_path: Path) -> None:
+    (tmp_path / "spiders.yaml").write_text(
+        SPIDER.format(base="http://127.0.0.1:9", lists=1), encoding="utf-8"
+    )
+    port = free_port()
+    for command in (["run", "shop"], ["status", "shop"], ["export", "shop", "--now"]):
+        url = f"redis://:s3cret@127.0.0.1:{port}/0"
+        code, out, err = finish(scraper(tmp_path, *command, "--redis", url))
+        assert (code, out) == (2, "")
+        assert err == (
+            f"scraper: error: cannot reach Redis at redis://:***@127.0.0.1:{port}/0: "
+            f"Error 111 connecting to 127.0.0.1:{port}. "
+            f"Connect call failed ('127.0.0.1', {port}).\n"
+        )
+
+
+def test_redis_lost_mid_crawl_is_said_once_per_process_and_never_with_its_password(
+    site: FixtureSite, tmp_path: Path
+) -> None:
+    expected = build_shop(site, tmp_path)
+    site.hold = 0.05
+    spiders = tmp_path / "spiders.yaml"
+    spiders.write_text(spiders.read_text(encoding="utf-8") + "    concurrency: 2\n", "utf-8")
+    with RedisServer(appendonly=True) as server:
+        url = f"redis://:s3cret@127.0.0.1:{server.port}/0"
+        shown = f"redis://:***@127.0.0.1:{server.port}/0"
+        # A claim whose reply went with Redis leaves a lease nobody holds: a short one.
+        common = ("run", "shop", "-v", "--redis", url, "--lease", "2")
+        runs = [scraper(tmp_path, *common, "-o", "out.jsonl"), scraper(tmp_path, *common)]
+        deadline = time.monotonic() + 20
+        while len(site.requests) < 15:
+            assert time.monotonic() < deadline and all(r.poll() is None for r in runs)
+            time.sleep(0.01)
+        server.kill()  # SIGKILL: what was committed is in the append-only file
+        time.sleep(1.0)
+        server.start()
+        results = [finish(run) for run in runs]
+    for code, out, err in results:
+        assert (code, out) == (0, ""), err
+        assert "s3cret" not in err
+        lost = [line for line in err.splitlines() if "lost Redis" in line]
+        assert len(lost) == 1, err
+        assert lost[0].startswith(f"scraper: WARNING: lost Redis at {shown}; retrying ("), err
+        assert err.count(f"scraper: INFO: Redis at {shown} is back\n") == 1, err
+    assert sorted(items(tmp_path / "out.jsonl")) == sorted(expected)
+
+
 @pytest.mark.parametrize(
     ("arguments", "message"),
     [

@@ -81,6 +81,18 @@ class RedisTrouble(ScraperError):
 
 
 @dataclass(frozen=True)
+class Step:
+    """What one ``RedisFrontier.step`` did: which pages it committed and the leases it got."""
+
+    committed: list[bool]  # one per page given, False: its lease was no longer held
+    leases: list[Lease]
+    finished: bool  # nothing queued, nothing leased, seeding done
+    deferred: bool  # pages committed, no claim: other processes were waiting (claim again)
+    wait_ms: int  # with no lease: until one may be had (-1: unknown)
+    seeded: bool
+
+
+@dataclass(frozen=True)
 class Lease:
     """A request this process holds: fetch it, then commit or fail it with ``token``."""
 
@@ -144,8 +156,8 @@ class RedisFrontier:
         self._lost = False  # the last call failed: Redis is away
         self._warned = False  # "lost Redis" was logged, "back" not yet
         self._quiet_until = 0.0  # a failure before this is the end of the last outage
-        self._claim = client.register_script(redislua.CLAIM)
-        self._commit = client.register_script(redislua.COMMIT)
+        self._step = client.register_script(redislua.STEP)
+        self._host_known = client.register_script(redislua.HOST_KNOWN)
         self._fail = client.register_script(redislua.FAIL)
         self._pause = client.register_script(redislua.PAUSE)
         self._renew = client.register_script(redislua.RENEW)
@@ -173,42 +185,74 @@ class RedisFrontier:
 
     async def join(self) -> None:
         """Note this process, and seed the start URLs unless someone has or is doing it."""
+        if self.settings.robots:  # no host gets more than one lease before its robots.txt
+            await self._retry(lambda: self.client.set(self.key("robots"), 1))
         await self.renew(())
         await self._seed_if_needed()
 
     async def claim(self, limit: int) -> list[Lease] | None:
         """Up to ``limit`` leases (at least one), waiting while none can be had; ``None``
         once the crawl is finished."""
-        settings = self.settings
         while True:
-            args = [
-                self.prefix,
-                self.process,
-                max(1, limit),
-                settings.per_host,
-                int(settings.delay * 1000),
-                int(settings.jitter * 1000),
-                int(self.lease_seconds * 1000),
-                self.max_attempts,
-                random.getrandbits(31),
-            ]
-            reply = await self._run(self._claim, args)
-            status, wait_ms, seeded = int(reply[0]), int(reply[1]), int(reply[2])
-            if len(reply) > 3:
-                return [
-                    Lease(request_from_json(body), int(token), _text(host))
-                    for token, host, body in _triples(reply[3:])
-                ]
-            if status == 1:
+            step = await self.step((), max(1, limit))
+            if step.leases:
+                return step.leases
+            if step.finished:
                 return None
-            if not seeded and await self._seed_if_needed():
-                continue
-            timeout = MAX_WAIT if wait_ms < 0 else min(MAX_WAIT, wait_ms / 1000)
-            if not seeded:  # look again when the seeder's lock would run out
-                lock_ms = await self._retry(lambda: self.client.pttl(self.key("seed:lock")))
-                timeout = min(timeout, max(lock_ms, 10) / 1000)
+            timeout = await self.idle_timeout(step)
             if timeout > 0:
-                await self._wait(timeout)
+                await self.wait(timeout)
+
+    async def step(self, pages: Sequence[Sequence[Any]], limit: int) -> Step:
+        """One script call: commit ``pages`` (each from ``page_args``), then claim up to
+        ``limit`` leases (none when ``limit`` is 0). Never waits for a lease."""
+        settings = self.settings
+        args: list[Any] = [
+            self.prefix,
+            self.process,
+            max(0, limit),
+            settings.per_host,
+            int(settings.delay * 1000),
+            int(settings.jitter * 1000),
+            int(self.lease_seconds * 1000),
+            self.max_attempts,
+            random.getrandbits(31),
+            _max_pages(settings.max_pages),
+            len(pages),
+        ]
+        for page in pages:
+            args.extend(page)
+        reply = await self._run(self._step, args)
+        count = int(reply[3])
+        return Step(
+            committed=[bool(int(flag)) for flag in reply[4 : 4 + count]],
+            leases=[
+                Lease(request_from_json(body), int(token), _text(host))
+                for token, host, body in _triples(reply[4 + count :])
+            ],
+            finished=int(reply[0]) == 1,
+            deferred=int(reply[0]) == 2,
+            wait_ms=int(reply[1]),
+            seeded=bool(int(reply[2])),
+        )
+
+    async def idle_timeout(self, step: Step) -> float:
+        """How long to wait (on ``wait``) after ``step`` claimed nothing: 0 when this
+        process has just seeded some start URLs, at most ``MAX_WAIT``."""
+        if not step.seeded and await self._seed_if_needed():
+            return 0.0
+        timeout = MAX_WAIT if step.wait_ms < 0 else min(MAX_WAIT, step.wait_ms / 1000)
+        if not step.seeded:  # look again when the seeder's lock would run out
+            lock_ms = await self._retry(lambda: self.client.pttl(self.key("seed:lock")))
+            timeout = min(timeout, max(lock_ms, 10) / 1000)
+        return timeout
+
+    async def wait(self, timeout: float) -> None:
+        """Block on this process's wake list for up to ``timeout`` seconds: a step that
+        claimed nothing has put this process among those woken by the next page, lease or
+        seed that may give it one."""
+        wake = self.key(f"wake:{self.process}")
+        await self._retry(lambda: self.client.blpop([wake], timeout=max(0.01, timeout)))
 
     async def renew(self, leases: Iterable[Lease]) -> None:
         """Push the expiry of ``leases`` to now + ``lease_seconds`` (those no longer held
@@ -231,6 +275,18 @@ class RedisFrontier:
         Links off ``allowed_domains``, past ``max_depth`` or unparsable are counted as
         skipped here; ``max_pages`` and "already seen" are decided in Redis.
         """
+        step = await self.step([self.page_args(lease, records, links, counts)], 0)
+        return step.committed[0]
+
+    def page_args(
+        self,
+        lease: Lease,
+        records: list[Record],
+        links: list[Request],
+        counts: Mapping[str, int],
+    ) -> list[Any]:
+        """A page to commit, as ``step`` takes it: its records as JSON (a record JSON
+        cannot hold is left out and counted), its links to queue and its counts."""
         tally: dict[str, int] = dict(counts)
         encoded: list[str] = []
         for record in records:
@@ -248,21 +304,11 @@ class RedisFrontier:
                 tally[name] = tally.get(name, 0) + 1
                 continue
             link_args.extend(self._queue_args(link))
-        args: list[Any] = [
-            self.prefix,
-            lease.token,
-            self.settings.per_host,
-            _max_pages(self.settings.max_pages),
-            len(encoded),
-            *encoded,
-            len(link_args) // 4,
-            *link_args,
-            len(tally),
-        ]
+        args: list[Any] = [lease.token, len(encoded), *encoded, len(link_args) // 4, *link_args]
+        args.append(len(tally))
         for name, count in tally.items():
             args.extend((name, count))
-        reply = await self._run(self._commit, args)
-        return bool(reply)
+        return args
 
     async def fail(self, lease: Lease, reason: str, *, retry: bool, pause: float = 0.0) -> bool:
         """The page failed with ``reason``: back to its host's queue when ``retry`` and
@@ -289,6 +335,20 @@ class RedisFrontier:
         """Start requests to ``host`` at least ``seconds`` apart (robots.txt Crawl-delay)."""
         millis = int(seconds * 1000)
         await self._retry(lambda: self.client.hset(self.key("crawldelay"), host, millis))
+
+    async def host_known(self, host: str, crawl_delay: float) -> bool:
+        """``host``'s robots.txt is read (``crawl_delay``: its Crawl-delay, 0 for none): the
+        host's next start is put ``delay``/Crawl-delay from now, as the page of the lease
+        held for it starts now, and other leases of it may be had from then on. Whether
+        the host was not known before."""
+        args = [
+            self.prefix,
+            host,
+            int(crawl_delay * 1000),
+            int(self.settings.delay * 1000),
+            self.settings.per_host,
+        ]
+        return bool(await self._run(self._host_known, args))
 
     async def robots_txt(
         self, origin: str, fetch: Callable[[], Awaitable[str | None]]
@@ -419,11 +479,6 @@ class RedisFrontier:
             position += len(chunk)
             if reply == 0:
                 return True
-
-    async def _wait(self, timeout: float) -> None:
-        """Block on this process's wake list for up to ``timeout`` seconds."""
-        wake = self.key(f"wake:{self.process}")
-        await self._retry(lambda: self.client.blpop([wake], timeout=max(0.01, timeout)))
 
     async def _finish_state(self) -> tuple[int, int, bool]:
         async with self.client.pipeline(transaction=False) as pipe:

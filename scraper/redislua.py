@@ -14,6 +14,8 @@ Keys under the prefix (see ``scraper.redisfrontier`` for what they mean to a cra
     inflight     hash     HOST -> leases held
     next         hash     HOST -> next allowed start (ms)
     crawldelay   hash     HOST -> robots.txt Crawl-delay (ms)
+    robots       string   set when the crawl obeys robots.txt: a HOST not in robotsknown
+    robotsknown  hash     (HOST -> 1) gets one lease at most, whose process reads robots.txt
     throttled    hash     HOST -> end of the slow-down after a 429/503 (ms)
     leases       zset     TOKEN -> expiry (ms);   lease  hash  TOKEN -> "ATTEMPTS|HOST|JSON"
     token        string   the last fencing token handed out
@@ -39,10 +41,18 @@ end
 local function num(value)
   return tonumber(value or '0') or 0
 end
+local robots_on = nil
+-- Whether HOST gets one lease at most: robots.txt is obeyed and not known yet for HOST.
+local function gated(host)
+  if robots_on == nil then robots_on = redis.call('EXISTS', P .. 'robots') == 1 end
+  return robots_on and redis.call('HEXISTS', P .. 'robotsknown', host) == 0
+end
 local function refresh(host, per_host)
   if redis.call('LLEN', P .. 'q:' .. host) > 0 then
     redis.call('SADD', P .. 'hosts', host)
-    if num(redis.call('HGET', P .. 'inflight', host)) < per_host then
+    local cap = per_host
+    if gated(host) then cap = 1 end
+    if num(redis.call('HGET', P .. 'inflight', host)) < cap then
       redis.call('ZADD', P .. 'ready', num(redis.call('HGET', P .. 'next', host)), host)
     else
       redis.call('ZREM', P .. 'ready', host)
@@ -114,13 +124,75 @@ local function pause(host, now, pause_ms)
 end
 """
 
-CLAIM = (
+COMMIT_PAGE = """
+-- Commit the page whose lease is ARGV[i] (see STEP's ARGV from TOKEN on): its records,
+-- its new links and its counts, with the end of its lease, in one atomic step: 1, or 0 when
+-- the lease is no longer held (nothing written); and the index after its arguments.
+local function commit_page(i, per_host, max_pages)
+  local token = ARGV[i]
+  local attempts, host = release(token)
+  i = i + 1
+  local n_records = tonumber(ARGV[i])
+  local n_links = tonumber(ARGV[i + n_records + 1])
+  local c = i + n_records + 1 + 4 * n_links + 1
+  local n_counts = tonumber(ARGV[c])
+  local after = c + 2 * n_counts + 1
+  if not attempts then return 0, after end
+  for j = i + 1, i + n_records do
+    redis.call('XADD', P .. 'records', '*', 'r', ARGV[j])
+  end
+  i = i + n_records + 1
+  local new, seen, full = 0, 0, 0
+  for j = i + 1, i + 4 * n_links, 4 do
+    local added = add(ARGV[j], ARGV[j + 1], ARGV[j + 2], ARGV[j + 3], max_pages, per_host)
+    if added == 'new' then new = new + 1 elseif added == 'seen' then seen = seen + 1
+    else full = full + 1 end
+  end
+  for j = c + 1, c + 2 * n_counts, 2 do
+    redis.call('HINCRBY', P .. 'stats', ARGV[j], ARGV[j + 1])
+  end
+  redis.call('HINCRBY', P .. 'stats', 'done', 1)
+  if seen > 0 then redis.call('HINCRBY', P .. 'stats', 'skipped:already seen', seen) end
+  if full > 0 then redis.call('HINCRBY', P .. 'stats', 'skipped:max_pages', full) end
+  refresh(host, per_host)
+  if new > 0 or redis.call('LLEN', P .. 'q:' .. host) > 0 or finished() then wake() end
+  return 1, after
+end
+"""
+
+STEP = (
     PRELUDE
+    + COMMIT_PAGE
     + """
--- ARGV: P, PROCESS, LIMIT, PER_HOST, DELAY_MS, JITTER_MS, LEASE_MS, MAX_ATTEMPTS, SEED
+-- ARGV: P, PROCESS, LIMIT, PER_HOST, DELAY_MS, JITTER_MS, LEASE_MS, MAX_ATTEMPTS, SEED,
+--       MAX_PAGES, N_PAGES, then per page: TOKEN, N_RECORDS, RECORD..., N_LINKS,
+--       (BUCKET, FINGERPRINT, HOST, JSON)..., N_COUNTS, (NAME, COUNT)...
+-- Commits the N_PAGES pages (each as ``commit_page``), then claims up to LIMIT leases (none
+-- when LIMIT is 0). Returns {STATUS, WAIT_MS, SEEDED, N_PAGES, COMMITTED (1/0)...,
+-- (TOKEN, HOST, JSON)...}: STATUS 1 when the crawl is finished, 2 when the pages were
+-- committed but nothing claimed because other processes were waiting for leases (they
+-- are woken: the caller claims again, on equal terms with them, so that the slots a
+-- commit frees do not all go back to the process that committed); with no lease, WAIT_MS
+-- is how long until one may be had (-1: unknown) and PROCESS is woken through wake:PROCESS.
 local proc, limit, per_host = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
 local delay, jitter, lease_ms = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
-local max_attempts = tonumber(ARGV[8])
+local max_attempts, max_pages, n_pages = tonumber(ARGV[8]), tonumber(ARGV[10]), tonumber(ARGV[11])
+local out = {0, -1, 0, n_pages}
+local others = n_pages > 0 and limit > 0 and redis.call('SCARD', P .. 'waiting')
+  - redis.call('SISMEMBER', P .. 'waiting', proc) > 0
+local i = 12
+for k = 1, n_pages do
+  local committed
+  committed, i = commit_page(i, per_host, max_pages)
+  out[#out + 1] = committed
+end
+if limit <= 0 then return out end
+if others then
+  wake()
+  out[1] = 2
+  return out
+end
+local first = #out
 local now = now_ms()
 redis.call('ZADD', P .. 'procs', now, proc)
 local expired = redis.call('ZRANGEBYSCORE', P .. 'leases', '-inf', now, 'LIMIT', 0, 100)
@@ -133,8 +205,7 @@ for _, token in ipairs(expired) do
   end
 end
 math.randomseed(tonumber(ARGV[9]))
-local out = {0, -1, 0}
-while #out < 3 + 3 * limit do
+while #out < first + 3 * limit do
   local ready = redis.call('ZRANGEBYSCORE', P .. 'ready', '-inf', now, 'LIMIT', 0, 1)
   if #ready == 0 then break end
   local host = ready[1]
@@ -156,7 +227,7 @@ while #out < 3 + 3 * limit do
   end
   refresh(host, per_host)
 end
-if #out > 3 then return out end
+if #out > first then return out end
 if finished() then
   wake()
   out[1] = 1
@@ -178,38 +249,25 @@ return out
 """
 )
 
-COMMIT = (
+HOST_KNOWN = (
     PRELUDE
     + """
--- ARGV: P, TOKEN, PER_HOST, MAX_PAGES, N_RECORDS, RECORD..., N_LINKS,
---       (BUCKET, FINGERPRINT, HOST, JSON)..., N_COUNTS, (NAME, COUNT)...
-local per_host, max_pages = tonumber(ARGV[3]), tonumber(ARGV[4])
-local attempts, host = release(ARGV[2])
-if not attempts then return 0 end
-local i = 5
-local n = tonumber(ARGV[i])
-for j = i + 1, i + n do
-  redis.call('XADD', P .. 'records', '*', 'r', ARGV[j])
+-- ARGV: P, HOST, CRAWL_DELAY_MS, DELAY_MS, PER_HOST
+-- HOST's robots.txt is known: its Crawl-delay is kept, the next start of HOST is put
+-- at least max(delay, Crawl-delay) from now (the page of the lease that read robots.txt
+-- starts now), and HOST gets up to PER_HOST leases from here on.
+local host, crawl_delay = ARGV[2], tonumber(ARGV[3])
+local delay, per_host = tonumber(ARGV[4]), tonumber(ARGV[5])
+if crawl_delay > num(redis.call('HGET', P .. 'crawldelay', host)) then
+  redis.call('HSET', P .. 'crawldelay', host, crawl_delay)
 end
-i = i + n + 1
-n = tonumber(ARGV[i])
-local new, seen, full = 0, 0, 0
-for j = i + 1, i + 4 * n, 4 do
-  local added = add(ARGV[j], ARGV[j + 1], ARGV[j + 2], ARGV[j + 3], max_pages, per_host)
-  if added == 'new' then new = new + 1 elseif added == 'seen' then seen = seen + 1
-  else full = full + 1 end
-end
-i = i + 4 * n + 1
-n = tonumber(ARGV[i])
-for j = i + 1, i + 2 * n, 2 do
-  redis.call('HINCRBY', P .. 'stats', ARGV[j], ARGV[j + 1])
-end
-redis.call('HINCRBY', P .. 'stats', 'done', 1)
-if seen > 0 then redis.call('HINCRBY', P .. 'stats', 'skipped:already seen', seen) end
-if full > 0 then redis.call('HINCRBY', P .. 'stats', 'skipped:max_pages', full) end
+local known = redis.call('HSET', P .. 'robotsknown', host, 1)
+local gap = math.max(delay, num(redis.call('HGET', P .. 'crawldelay', host)))
+local next_start = math.max(num(redis.call('HGET', P .. 'next', host)), now_ms() + gap)
+redis.call('HSET', P .. 'next', host, next_start)
 refresh(host, per_host)
-if new > 0 or redis.call('LLEN', P .. 'q:' .. host) > 0 or finished() then wake() end
-return 1
+if known == 1 and redis.call('LLEN', P .. 'q:' .. host) > 0 then wake() end
+return known
 """
 )
 

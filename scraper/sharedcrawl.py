@@ -110,9 +110,10 @@ class SharedCrawler:
         # The single-process frontier's rules for links (allowed domains, depth), not its queue.
         self._links = Frontier(spider, CrawlStats())
         self._stop = asyncio.Event()
-        self._slot_freed = asyncio.Event()
+        self._kick = asyncio.Event()
         self._held: dict[asyncio.Task[None], Lease] = {}
-        self._delays: dict[str, float] = {}
+        self._to_commit: list[tuple[list[Any], asyncio.Future[bool]]] = []
+        self._known: set[str] = set()
         self._robots: RobotsRules | None = None
         self._signals: list[signal.Signals] = []
 
@@ -120,7 +121,7 @@ class SharedCrawler:
         """Stop claiming; the pages in flight get ``STOP_GRACE`` seconds."""
         self.stopped_by = self.stopped_by or signum
         self._stop.set()
-        self._slot_freed.set()
+        self._kick.set()
 
     async def run(self) -> CrawlStats:
         """Join the crawl and work on it until it is finished (or a stop); this process's stats."""
@@ -148,18 +149,16 @@ class SharedCrawler:
             if self._stop.is_set():
                 return self.stats
             joining.result()
-            claimer = asyncio.create_task(self._claim(fetcher))
+            claimer = asyncio.create_task(self._pump(fetcher))
             tasks += [claimer, asyncio.create_task(self._renew())]
             if self.on_progress:
                 tasks.append(asyncio.create_task(self._report_progress()))
             await asyncio.wait({claimer, stopping}, return_when=asyncio.FIRST_COMPLETED)
             if claimer.done():
                 claimer.result()  # an error of the frontier is raised from run()
-            else:
-                claimer.cancel()
-                if self._held:
-                    log.warning("stopping: finishing the pages in flight (up to %.0fs)", STOP_GRACE)
-                    await asyncio.wait(set(self._held), timeout=STOP_GRACE)
+            elif self._held:  # the pump commits the pages in flight, and claims no more
+                log.warning("stopping: finishing the pages in flight (up to %.0fs)", STOP_GRACE)
+                await asyncio.wait({claimer}, timeout=STOP_GRACE)
         finally:
             # Pages still in flight are abandoned: their leases expire for another process.
             tasks += self._held
@@ -171,32 +170,81 @@ class SharedCrawler:
             self.stats.finished = time.monotonic()
         return self.stats
 
-    async def _claim(self, fetcher: Fetcher) -> None:
-        """Fill the free slots with leases until the crawl is finished; wait for the last pages."""
+    async def _pump(self, fetcher: Fetcher) -> None:
+        """Commit the pages done and fill the free slots, in one ``step`` (one script call)
+        at a time: the pages finished while a step is under way go together in the next,
+        and a slot freed by a commit gets its next lease from that same call. Returns
+        when the crawl is finished (or after a stop) and no page is held here."""
         concurrency = self.settings.concurrency
-        while not self._stop.is_set():
-            free = concurrency - len(self._held)
-            if free <= 0:
-                self._slot_freed.clear()
-                await self._slot_freed.wait()
-                continue
-            leases = await self.frontier.claim(free)
-            if leases is None:
-                break
-            if self._stop.is_set():  # answered after the stop: back to the crawl at once
-                for lease in leases:
-                    await self.frontier.fail(lease, "stopped", retry=True)
-                return
-            for lease in leases:
-                task = asyncio.create_task(self._work(fetcher, lease))
-                self._held[task] = lease
-                task.add_done_callback(self._release)
-        if self._held:  # leases of ours that expired while their pages ran on
-            await asyncio.wait(set(self._held))
+        frontier = self.frontier
+        waking: asyncio.Task[None] | None = None
+        try:
+            while True:
+                self._kick.clear()
+                pages, self._to_commit = self._to_commit, []
+                stopping = self._stop.is_set()
+                free = 0 if stopping else concurrency - len(self._held) + len(pages)
+                if not pages and free <= 0:
+                    if stopping and not self._held:
+                        return
+                    await self._kick.wait()
+                    continue
+                step = await frontier.step([args for args, _ in pages], free)
+                for (_, done), committed in zip(pages, step.committed, strict=True):
+                    if not done.done():
+                        done.set_result(committed)
+                if self._stop.is_set() and step.leases:  # claimed as the stop came: back
+                    for lease in step.leases:
+                        await frontier.fail(lease, "stopped", retry=True)
+                    continue
+                for lease in step.leases:
+                    task = asyncio.create_task(self._work(fetcher, lease))
+                    self._held[task] = lease
+                    task.add_done_callback(self._release)
+                if step.leases or step.deferred or free <= 0:
+                    await asyncio.sleep(0)  # let the pages just committed end their tasks
+                    continue
+                if step.finished:
+                    break
+                timeout = await frontier.idle_timeout(step)
+                if timeout <= 0:
+                    continue
+                # Nothing to claim now: wait for a page of ours to finish, for a wake from
+                # another process (new links, a lease back) or for a host's next start.
+                if waking is None or waking.done():
+                    waking = asyncio.create_task(frontier.wait(timeout))
+                kicked = asyncio.create_task(self._kick.wait())
+                await asyncio.wait({waking, kicked}, return_when=asyncio.FIRST_COMPLETED)
+                kicked.cancel()
+        finally:
+            if waking is not None:
+                waking.cancel()
+                await asyncio.gather(waking, return_exceptions=True)
+        while self._held:  # leases of ours that expired while their pages ran on
+            await self._kick.wait()
+            self._kick.clear()
+            if self._to_commit:
+                pages, self._to_commit = self._to_commit, []
+                step = await frontier.step([args for args, _ in pages], 0)
+                for (_, done), committed in zip(pages, step.committed, strict=True):
+                    done.set_result(committed)
+
+    async def _commit(
+        self,
+        lease: Lease,
+        records: list[Record],
+        links: list[Request],
+        counts: Mapping[str, int],
+    ) -> bool:
+        """Commit a page through the pump's next step; whether its lease was still held."""
+        done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._to_commit.append((self.frontier.page_args(lease, records, links, counts), done))
+        self._kick.set()
+        return await done
 
     def _release(self, task: asyncio.Task[None]) -> None:
         self._held.pop(task, None)
-        self._slot_freed.set()
+        self._kick.set()
 
     async def _renew(self) -> None:
         every = self.frontier.lease_seconds / 3
@@ -224,14 +272,16 @@ class SharedCrawler:
         request = lease.request
         if self._robots is not None:
             allowed, crawl_delay = await self._robots.check(request.url)
+            if lease.host not in self._known:
+                # The crawl gave no other lease of this host until its robots.txt is
+                # read: from now on it may, the next start spaced from this one's.
+                await self.frontier.host_known(lease.host, crawl_delay)
+                self._known.add(lease.host)
             if not allowed:
-                if await self.frontier.commit(lease, [], [], {"skipped:robots.txt": 1}):
+                if await self._commit(lease, [], [], {"skipped:robots.txt": 1}):
                     self.stats.skipped["robots.txt"] += 1
                     log.info("not fetching %s: disallowed by robots.txt", request.url)
                 return
-            if crawl_delay > self._delays.get(lease.host, 0.0):
-                self._delays[lease.host] = crawl_delay
-                await self.frontier.set_host_delay(lease.host, crawl_delay)
         try:
             page = await fetcher.fetch(request)
         except _Throttled as throttled:
@@ -254,7 +304,7 @@ class SharedCrawler:
         skipped.update(result.skipped)
         empty = self.spider.pages[kind].makes_records and not (result.records or result.dropped)
         counts = _counts(records, dropped, skipped, kind if empty else None)
-        if not await self.frontier.commit(lease, records, links, counts):
+        if not await self._commit(lease, records, links, counts):
             log.info("%s was done by another process meanwhile (its lease ran out)", request.url)
             return
         self.stats.pages += 1

@@ -342,11 +342,6 @@ def test_a_process_frozen_past_its_lease_writes_no_duplicate(
 ROBOTS = "User-agent: *\nDisallow: /secret\n"
 
 
-@pytest.mark.xfail(
-    reason="sharedcrawl checks robots.txt after the claim: leases claimed 0.1 s apart wait for "
-    "the robots.txt fetch and then start together (first gap ~3 ms)",
-    strict=False,
-)
 def test_per_host_and_delay_hold_across_all_processes(
     redis_server: RedisServer, tmp_path: Path
 ) -> None:

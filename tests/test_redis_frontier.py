@@ -29,13 +29,15 @@ T = TypeVar("T")
 
 
 def spider(settings: str = "", start: str = "[http://a.test/1]") -> SpiderSpec:
+    # robots.txt is a crawler's business (SharedCrawler); these tests drive the frontier alone
+    robots = "" if "robots:" in settings else "    robots: false\n"
     text = f"""
 spiders:
   s:
     start: {start}
     allowed_domains: [a.test, b.test]
     pattern: x
-{settings}"""
+{robots}{settings}"""
     return parse_spiders(text, "test.yaml").get("s")
 
 
@@ -364,6 +366,26 @@ def test_robots_txt_is_fetched_once_per_crawl(redis_server: RedisServer) -> None
         assert nones == [None] * 3 and len(fetched) == 2
 
     run(redis_server, spider(), body, processes=3)
+
+
+def test_a_host_gets_one_lease_until_its_robots_txt_is_known(redis_server: RedisServer) -> None:
+    spec = spider("    robots: true\n    per_host: 4\n    delay: 0.3", start=starts(4, "a"))
+
+    async def body(first: RedisFrontier, second: RedisFrontier) -> None:
+        leases = await first.claim(10)
+        assert leases is not None and len(leases) == 1  # its process reads robots.txt
+        waiting = asyncio.create_task(second.claim(10))
+        await asyncio.sleep(0.5)  # past delay: only the unread robots.txt holds the host back
+        assert not waiting.done()
+        known = time.monotonic()
+        assert await first.host_known("a.test", 0.0)
+        # the next start is a delay after the first page's, which starts only now
+        more = await asyncio.wait_for(waiting, 2)
+        assert 0.28 <= time.monotonic() - known < 1.0
+        assert more is not None and len(more) == 1
+        assert not await second.host_known("a.test", 0.0)  # known once
+
+    run(redis_server, spec, body)
 
 
 # -- status and reset ---------------------------------------------------------------------------

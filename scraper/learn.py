@@ -1,4 +1,4 @@
-"""``scraper learn``: a pattern proposed from the values of one record.
+r"""``scraper learn``: a pattern proposed from the values of one record.
 
 Wrapper induction labelled by the page's own repetition (Kushmerick's LR
 wrappers, with the records found as IEPAD and MDR find them):
@@ -7,12 +7,19 @@ wrappers, with the records found as IEPAD and MDR find them):
    the rendered text, even split by tags, or as a whole attribute;
 2. the example record: the places whose smallest common element, lifted to the
    ancestor that repeats most often among its siblings with the values in it,
-   labels the most records (text before attributes, then the tightest);
+   labels the most records (text before attributes, then the tightest); of a
+   value's places in the record, the one whose values vary from record to record;
 3. the other records: each value's place, as a path of (tag, class, n-th) steps
    from the record's element and the n-th text node there, followed in every
    element of the same kind, on every page given; a value missing from some
-   records becomes optional;
+   records becomes optional, and so does a field one of two examples leaves out
+   (the example with every field gives the places) and, learnt from one page, the
+   last field when it is free text in an element of its own (``_trailing_free_text``);
 4. LR delimiters (``scraper.learnwrap``) learned over all labelled records.
+
+Values in a JSON blob of the page get a JSON page kind (``scraper.learnjson``) and,
+where it reads the same records, a pattern of ``"key"\s*:\s*"..."`` delimiters
+with ``json_string`` in ``clean:``.
 
 The result is checked as a spider would run it: the pattern is read by
 ``scraper.spec.parse_spiders`` and run by ``scraper.extract``, and any record it
@@ -24,12 +31,15 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from scraper.errors import ScraperError
 from scraper.learnpage import HtmlPage, normalize
 from scraper.learnrecords import Anchor, choose_record
 from scraper.learnwrap import Label, Slot, induce
+
+if TYPE_CHECKING:
+    from scraper.learnjson import JsonProposal
 
 _NUMBER = re.compile(r"[+-]?(?:0|[1-9]\d{0,2}(?:,\d{3})+|[1-9]\d*)")
 _DECIMAL = re.compile(r"[+-]?\d+\.\d+")
@@ -57,13 +67,20 @@ class Proposal:
     rows: list[dict[str, Any]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     json_page: dict[str, Any] | None = None
+    from_json: bool = False
+    """The values are in JSON on the page: ``json_page`` reads them, and ``pattern`` (with
+    ``json_string`` in ``clean``) reads the same records from the JSON text."""
 
     def spider(self, name: str, url: str) -> dict[str, Any]:
-        """A spider block ``spiders.yaml`` accepts as it is (``name`` is its key)."""
+        """A spider block ``spiders.yaml`` accepts as it is (``name`` is its key): the
+        JSON page kind where the values are in JSON, else the pattern."""
+        if self.json_page is not None and (self.pattern is None or self.from_json):
+            return {"start": url, **self.json_page}
+        return self.pattern_spider(url)
+
+    def pattern_spider(self, url: str) -> dict[str, Any]:
+        """A spider block reading the records with ``pattern``."""
         block: dict[str, Any] = {"start": url}
-        if self.pattern is None and self.json_page is not None:
-            block.update(self.json_page)
-            return block
         block["pattern"] = self.pattern
         if self.flags:
             block["flags"] = list(self.flags)
@@ -93,12 +110,28 @@ def learn(pages: Sequence[LearnPage], examples: Sequence[Mapping[str, str]]) -> 
                 f"{name!r} cannot name a field: use letters, digits and _, starting with a "
                 "letter (a name starting with _ is a helper that is not written)."
             )
-    json_page = _json_page(pages[0].text, examples)
+    json_found = _json_proposal(pages[0].text, examples)
+    json_page = None if json_found is None else json_found.kind
+    primary = next((e for e in examples if all(name in e for name in names)), None)
+    if primary is None:
+        return Proposal(
+            None,
+            json_page=json_page,
+            warnings=[
+                "no example gives every field; give them all in one example (a field "
+                "another example leaves out is then optional)"
+            ],
+        )
+    ordered = [primary, *(e for e in examples if e is not primary)]
     parsed = [HtmlPage(page.url, page.text) for page in pages]
-    example = {name: normalize(value) for name, value in examples[0].items()}
+    example = {name: normalize(value) for name, value in primary.items()}
     places = {name: parsed[0].find(value) for name, value in example.items()}
     missing = [name for name, found in places.items() if not found]
     if missing:
+        if json_found is not None:
+            from_json = _json_pattern(pages, json_found, names)
+            if from_json is not None:
+                return from_json
         where = "; a JSON page kind is proposed instead" if json_page else ""
         return Proposal(
             None,
@@ -109,7 +142,7 @@ def learn(pages: Sequence[LearnPage], examples: Sequence[Mapping[str, str]]) -> 
                 for name in missing
             ],
         )
-    chosen = choose_record(parsed, places, examples)
+    chosen = choose_record(parsed, places, ordered)
     if chosen is None:
         return Proposal(
             None,
@@ -117,8 +150,14 @@ def learn(pages: Sequence[LearnPage], examples: Sequence[Mapping[str, str]]) -> 
             warnings=["the values are on the page, but no element holds them all"],
         )
     anchors, records, labels, notes = chosen
-    slots, formats = _slots(anchors, labels)
+    optional = {name for name in names if any(name not in e for e in examples)}
+    guessed = _trailing_free_text(anchors, labels, optional) if len(pages) == 1 else set()
+    slots, formats = _slots(anchors, labels, optional | guessed)
     wrapper = induce([p.text for p in parsed], records, slots, list(example.values()))
+    if guessed and not (wrapper.pattern and wrapper.exact):
+        # Optional, it lets in what is not a record: it marks a record, so it is required.
+        slots, formats = _slots(anchors, labels, optional)
+        wrapper = induce([p.text for p in parsed], records, slots, list(example.values()))
     warnings = notes + wrapper.warnings
     if wrapper.pattern is None:
         return Proposal(None, json_page=json_page, warnings=warnings)
@@ -141,18 +180,80 @@ def learn(pages: Sequence[LearnPage], examples: Sequence[Mapping[str, str]]) -> 
     )
 
 
-def _json_page(text: str, examples: Sequence[Mapping[str, str]]) -> dict[str, Any] | None:
-    try:
-        from scraper.learnjson import learn_json
-    except ImportError:  # pragma: no cover - learnjson ships with learn
+def _json_proposal(text: str, examples: Sequence[Mapping[str, str]]) -> JsonProposal | None:
+    from scraper.learnjson import propose_json
+
+    return propose_json(text, examples)
+
+
+def _json_pattern(
+    pages: Sequence[LearnPage], found: JsonProposal, names: list[str]
+) -> Proposal | None:
+    """The JSON page kind, with a pattern reading the same records from the JSON text."""
+    from scraper.learncheck import run_block
+    from scraper.learnjson import string_pattern
+
+    block = string_pattern(pages[0].text, found)
+    if block is None:
         return None
-    return learn_json(text, examples)
+    extracted, problems = run_block(pages, block)
+    return Proposal(
+        block["pattern"],
+        tuple(block["flags"]),
+        tuple(names),
+        block["clean"],
+        {},
+        [len(rows) for rows in extracted],
+        extracted[0],
+        problems,
+        found.kind,
+        from_json=True,
+    )
+
+
+def _trailing_free_text(
+    anchors: list[Anchor], labels: list[list[Label | None]], optional: set[str]
+) -> set[str]:
+    """The field a record may lack although no record on the one page given does.
+
+    One page where every record has a value says little about records elsewhere: a
+    free-text value after a record's other fields in an element of its own (a film's
+    one-line quote, a product's note, ``<span class="inq">``) is the kind a record leaves
+    out, by leaving out its element. Made optional, a record without it gives null there
+    instead of being lost; a record with it is matched as before, since the gap to it
+    never runs into the next record. Other fields stay required: a rank, a title or a
+    link before it marks a record, and a required field keeps what is not a record out.
+    The field: the last in page order, a whole text node that is its element's only
+    content, with no label around it, whose values have letters and differ; at least
+    one other field is required."""
+    complete = next((row for row in labels if all(label is not None for label in row)), None)
+    if complete is None or len(anchors) < 2:
+        return set()
+    last = max(range(len(anchors)), key=lambda i: complete[i].spans[0][0])  # type: ignore[union-attr]
+    anchor = anchors[last]
+    column = [row[last] for row in labels]
+    values = [label.value for label in column if label is not None]
+    required = [a for a in anchors if a is not anchor and a.field not in optional]
+    if (
+        anchor.kind != "text"
+        or not anchor.alone
+        or anchor.prefix
+        or anchor.suffix
+        or anchor.pieces != 1
+        or len(values) < len(column)
+        or len(set(values)) < 2
+        or not all(any(char.isalpha() for char in value) for value in values)
+        or not required
+    ):
+        return set()
+    return {anchor.field}
 
 
 def _slots(
-    anchors: list[Anchor], labels: list[list[Label | None]]
+    anchors: list[Anchor], labels: list[list[Label | None]], optional: set[str]
 ) -> tuple[list[Slot], dict[str, str]]:
-    """The groups of the pattern: one per field, one per piece of a split value."""
+    """The groups of the pattern: one per field, one per piece of a split value; a field
+    in ``optional`` may be missing from a record although none of the labelled ones lacks it."""
     slots: list[Slot] = []
     formats: dict[str, str] = {}
     for index, anchor in enumerate(anchors):
@@ -167,14 +268,14 @@ def _slots(
             )
             for n, name in enumerate(names):
                 spans = [None if label is None else label.spans[n] for label in column]
-                slots.append(Slot(name, "whole", spans))
+                slots.append(Slot(name, "whole", spans, anchor.field in optional))
             continue
         kind = "inner" if "inner" in kinds else kinds.pop()
         if kind == "inner":
             spans = [None if label is None else _inner_span(label) for label in column]
         else:
             spans = [None if label is None else label.spans[0] for label in column]
-        slots.append(Slot(anchor.field, kind, spans))
+        slots.append(Slot(anchor.field, kind, spans, anchor.field in optional))
     return slots, formats
 
 

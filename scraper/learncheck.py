@@ -9,7 +9,7 @@ from some records, an example not extracted) becomes a warning.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import yaml
 
@@ -39,24 +39,13 @@ def check_proposal(
     examples: Sequence[Mapping[str, str]],
 ) -> tuple[list[int], list[dict[str, Any]], list[str]]:
     """Records per page, the first page's records, and every difference found."""
-    block: dict[str, Any] = {"start": "https://example.invalid/", "pattern": wrapper.pattern}
-    block["flags"] = ["DOTALL"]
+    block: dict[str, Any] = {"pattern": wrapper.pattern, "flags": ["DOTALL"]}
     if formats:
         block["format"] = formats
     if clean:
         block["clean"] = clean
-    text = yaml.safe_dump({"spiders": {"learned": block}}, allow_unicode=True, sort_keys=False)
-    spider = parse_spiders(text, "learned.yaml").spiders["learned"]
-    spec = spider.pages[spider.first_page]
-    counts: list[int] = []
-    extracted: list[list[dict[str, Any]]] = []
-    problems: list[str] = []
-    for number, page in enumerate(pages):
-        result = extract(as_page(page.url, page.text), spec, spider)
-        counts.append(len(result.records))
-        extracted.append(result.records)
-        for reason, count in result.dropped.items():
-            problems.append(f"page {number + 1}: {count} records dropped ({reason})")
+    extracted, problems = run_block(pages, block)
+    counts = [len(rows) for rows in extracted]
     differences: list[str] = []
     for number, rows in enumerate(extracted):
         expected = [
@@ -85,10 +74,39 @@ def check_proposal(
                 "pattern: null there)"
             )
     every = [row for rows in extracted for row in rows]
-    for number, other in enumerate(examples[1:], 2):
+    # With two examples each is looked for, in the order given: either may be the one
+    # that gave the places (the one with every field).
+    for number, other in enumerate(examples if len(examples) > 1 else [], 1):
         if not any(all(_same(row.get(k), normalize(v)) for k, v in other.items()) for row in every):
             problems.append(f"example record {number} is not among the records extracted")
     return counts, extracted[0] if extracted else [], problems
+
+
+class _Page(Protocol):
+    @property
+    def url(self) -> str: ...
+
+    @property
+    def text(self) -> str: ...
+
+
+def run_block(
+    pages: Sequence[_Page], block: Mapping[str, Any]
+) -> tuple[list[list[dict[str, Any]]], list[str]]:
+    """The records a spider of ``block`` (pattern, flags, format, clean) extracts from each
+    page, as ``scraper run`` would, and the records it drops, as warnings."""
+    whole = {"start": "https://example.invalid/", **block}
+    text = yaml.safe_dump({"spiders": {"learned": whole}}, allow_unicode=True, sort_keys=False)
+    spider = parse_spiders(text, "learned.yaml").spiders["learned"]
+    spec = spider.pages[spider.first_page]
+    extracted: list[list[dict[str, Any]]] = []
+    problems: list[str] = []
+    for number, page in enumerate(pages):
+        result = extract(as_page(page.url, page.text), spec, spider)
+        extracted.append(result.records)
+        for reason, count in result.dropped.items():
+            problems.append(f"page {number + 1}: {count} records dropped ({reason})")
+    return extracted, problems
 
 
 def _same(value: Any, shown: str | None) -> bool:

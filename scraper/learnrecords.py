@@ -43,6 +43,7 @@ class Anchor:
     pieces: int = 1
     prefix: str = ""  # the text before the value in its first text node
     suffix: str = ""  # and after it in its last
+    alone: bool = False  # the value is the only text of an element with no child elements
 
 
 def _path(container: Element, element: Element) -> Path:
@@ -88,6 +89,7 @@ def _anchor(page: HtmlPage, container: Element, name: str, place: Occurrence) ->
         prefix=prefix,
         suffix=suffix,
         urljoined=False,
+        alone=first is last and first.parent.texts == [first] and not first.parent.children,
     )
 
 
@@ -169,7 +171,9 @@ def _label_text(page: HtmlPage, node: TextNode, anchor: Anchor) -> Label | None:
     if whole is not None:
         raw = page.text[node.start : node.end]
         return Label(value, "whole", ((node.start, node.end),), raw, inner=span)
-    return Label(value, "inner", (span,), page.text[span[0] : span[1]], inner=span)
+    raw = page.text[span[0] : span[1]]
+    loose = not text.startswith(anchor.prefix)
+    return Label(value, "inner", (span,), raw, inner=span, loose=loose)
 
 
 def _after_label(text: str, prefix: str) -> int | None:
@@ -241,16 +245,11 @@ def choose_record(
         options = [_anchor(page, container, name, place) for place in ranked]
         columns = [_label_all(pages, container, [option])[1] for option in options]
         values = [[row[0].value if row[0] else None for row in column] for column in columns]
-        pick = max(
-            range(len(options)),
-            key=lambda i: (
-                sum(v is not None for v in values[i]),
-                sum(len(v or "") for v in values[i]),
-                -i,
-            ),
-        )
+        scores = [_place_score(column, i) for i, column in enumerate(columns)]
+        pick = max(range(len(options)), key=lambda i: scores[i])
         anchors.append(options[pick])
-        if len(options) > 1:
+        others = [i for i in range(len(options)) if i != pick]
+        if others and not (scores[pick][1] and not any(scores[i][1] for i in others)):
             differ = sum(1 for column in values for other in values if column != other)
             how = "; they differ in some records" if differ else ""
             notes.append(
@@ -259,6 +258,20 @@ def choose_record(
             )
     records, labels = _label_all(pages, container, anchors)
     return anchors, records, labels, notes
+
+
+def _place_score(column: list[list[Label | None]], rank: int) -> tuple[int, bool, int, int, int]:
+    """How well one place of a value labels the records, the best place the highest.
+
+    Found in the most records; then a place whose values vary from record to record
+    (a poster's ``width="100"`` is the same in every record, the rank "100" of the
+    100th film is not); then found after the example's whole label (``/ 塞尔玛与路易丝 /``
+    is one film's, not a label); then the longest values (a full title rather than a
+    truncated one); then text before attributes, in page order."""
+    found = [row[0] for row in column if row[0] is not None]
+    varies = len({label.value for label in found}) > 1
+    exact = sum(1 for label in found if not label.loose)
+    return len(found), varies, exact, sum(len(label.value) for label in found), -rank
 
 
 def _preference(place: Occurrence) -> tuple[bool, int]:
@@ -275,8 +288,9 @@ def _examples_found(
         for other in examples[1:]
         if any(
             all(
-                label is not None and label.value == normalize(other.get(n, ""))
+                label is not None and label.value == normalize(other[n])
                 for n, label in zip(names, row, strict=True)
+                if n in other
             )
             for row in labels
         )

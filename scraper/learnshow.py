@@ -28,6 +28,7 @@ def proposal_json(proposal: Proposal, name: str, url: str) -> str:
             "warnings": proposal.warnings,
             "json_page": proposal.json_page,
             "spider": proposal.spider(name, url) if proposed else None,
+            "pattern_spider": proposal.pattern_spider(url) if proposal.from_json else None,
         },
         ensure_ascii=False,
         indent=2,
@@ -38,6 +39,14 @@ def report(proposal: Proposal, urls: list[str], name: str | None, url: str) -> s
     """The proposal as text: pattern, flags, format, clean, counts, rows, warnings,
     and with ``name`` the spider block to paste."""
     lines: list[str] = []
+    if proposal.from_json and proposal.json_page is not None:
+        lines += [
+            "the values are in JSON on the page: a JSON page kind reads them",
+            *_kind_lines(proposal.json_page),
+            "",
+            "and this pattern reads the same records from the JSON text:",
+            "",
+        ]
     if proposal.pattern is not None:
         lines.append(f"pattern: {_scalar(proposal.pattern)}")
         lines.append(f"flags: {_flow(list(proposal.flags))}")
@@ -56,12 +65,27 @@ def report(proposal: Proposal, urls: list[str], name: str | None, url: str) -> s
             lines += ["", *table]
     elif proposal.json_page is not None:
         lines.append("the values are in JSON on the page: a JSON page kind is proposed")
+        lines += _kind_lines(proposal.json_page)
     if proposal.warnings:
         lines += ["", "warnings:", *(f"  - {warning}" for warning in proposal.warnings)]
     if name is not None and (proposal.pattern is not None or proposal.json_page is not None):
         lines += ["", "spider block for spiders.yaml (under spiders:):", ""]
         lines.append(spider_yaml(name, proposal.spider(name, url)))
+        if proposal.from_json:
+            lines += ["", "or, with the pattern:", ""]
+            lines.append(spider_yaml(name, proposal.pattern_spider(url)))
     return "\n".join(lines)
+
+
+def _kind_lines(kind: dict[str, Any]) -> list[str]:
+    """A JSON page kind's keys (from, items, fields), as in ``spiders.yaml``."""
+    lines: list[str] = []
+    for key, value in kind.items():
+        if isinstance(value, dict):
+            lines += _mapping(key, value)
+        else:
+            lines.append(f"{key}: {_scalar(value)}")
+    return lines
 
 
 def spider_yaml(name: str, block: dict[str, Any]) -> str:

@@ -18,7 +18,7 @@ import regex
 import yaml
 
 from scraper.extract import extract
-from scraper.learnjson import json_path, learn_json, propose_json
+from scraper.learnjson import json_path, learn_json, propose_json, string_pattern
 from scraper.lint import backtracking_warnings
 from scraper.models import Page
 from scraper.spec import CrawlSettings, parse_spiders
@@ -217,3 +217,48 @@ def test_paths_quote_keys_the_path_syntax_cannot_write_bare() -> None:
     document = {"@graph": [{"schema:name": "A"}, {"schema:name": "B"}]}
     kind = learn_json(__import__("json").dumps(document), [{"name": "B"}])
     assert kind == {"items": '"@graph"', "fields": {"name": "schema:name"}}
+
+
+def pattern_records(text: str, block: dict[str, Any]) -> list[dict[str, Any]]:
+    return records_of(make_page(text), block)
+
+
+def test_a_json_string_pattern_reads_the_records_the_page_kind_reads() -> None:
+    examples = [{"title": "Up & Away", "score": "8.9", "quote": "fly"}]
+    proposal = propose_json(DATA_PAGE, examples)
+    assert proposal is not None
+    block = string_pattern(DATA_PAGE, proposal)
+    assert block is not None
+    strings = ["json_string"]
+    assert block["clean"] == {"title": strings, "score": ["float"], "quote": strings}
+    assert '"title"\\s*:\\s*"(?P<title>' in block["pattern"]
+    records = pattern_records(DATA_PAGE, block)
+    assert records == proposal.records
+    assert records[0]["title"] == "霸王别姬"  # \u9738... decoded by json_string
+    assert records[0]["quote"] == '风华绝代 "1993"'
+    assert records[1]["quote"] is None  # Titanic has none: the next film's is not taken
+    assert_safe({"from": block["pattern"]}, DATA_PAGE, examples)
+
+
+def test_a_json_string_pattern_whose_first_field_starts_the_item() -> None:
+    proposal = propose_json(API_BODY, [{"name": "Ada", "id": "11"}])
+    assert proposal is not None
+    block = string_pattern(API_BODY, proposal)
+    assert block is not None
+    assert pattern_records(API_BODY, block) == [
+        {"id": 11, "name": "Ada"},
+        {"id": 12, "name": "Grace"},
+    ]
+
+
+def test_no_json_string_pattern_for_a_list_or_where_it_would_read_more() -> None:
+    proposal = propose_json(DATA_PAGE, [FIRST_FILM])  # the cast is a list of objects
+    assert proposal is not None and string_pattern(DATA_PAGE, proposal) is None
+    # Another blob's items have the same keys: a pattern would read them too.
+    text = (
+        '<script>window.A = {"items": [{"id": 1, "t": "x"}, {"id": 2, "t": "y"}]};\n'
+        'window.B = {"items": [{"id": 3, "t": "z"}]};</script>'
+    )
+    proposal = propose_json(text, [{"title": "x"}])
+    assert proposal is not None and len(proposal.records) == 2
+    assert string_pattern(text, proposal) is None

@@ -41,6 +41,7 @@ and the leases of those still unfinished then simply expire for other processes.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 import time
@@ -209,13 +210,21 @@ class SharedCrawler:
                 timeout = await frontier.idle_timeout(step)
                 if timeout <= 0:
                     continue
-                # Nothing to claim now: wait for a page of ours to finish, for a wake from
-                # another process (new links, a lease back) or for a host's next start.
-                if waking is None or waking.done():
-                    waking = asyncio.create_task(frontier.wait(timeout))
-                kicked = asyncio.create_task(self._kick.wait())
+                # Nothing to claim now. With pages in flight here, the next of them to
+                # finish claims again (or a host's next start comes); with none, wait for
+                # a wake from another process (new links, a lease back, the end).
+                if self._held:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._kick.wait(), timeout)
+                    continue
+                waking = asyncio.create_task(frontier.wait(timeout))
+                kicked = asyncio.create_task(self._kick.wait())  # a stop
                 await asyncio.wait({waking, kicked}, return_when=asyncio.FIRST_COMPLETED)
                 kicked.cancel()
+                if not waking.done():
+                    waking.cancel()
+                    await asyncio.gather(waking, return_exceptions=True)
+                waking = None
         finally:
             if waking is not None:
                 waking.cancel()

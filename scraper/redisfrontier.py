@@ -3,16 +3,20 @@
 Every process that runs the same spider on the same Redis URL and crawl name works on
 one crawl. A process *claims* requests as leases (``claim``), fetches them, and either
 *commits* each page (its records, its new links and the end of its lease, in one Lua
-script: all of a page or none of it) or *fails* it. Nothing is popped for good: a lease
-that is not renewed (its process was killed, frozen or cut off) expires and its request
-goes back to the queue with one more attempt; past ``max_attempts`` it is set aside as
-dead and counted. Each lease carries a fencing token, so a late commit from a process
-that lost its lease writes nothing.
+script: all of a page or none of it) or *fails* it. ``step`` does both in one script
+call: it commits any number of pages (each page still all or nothing) and then claims
+leases for the slots they free, which is how ``SharedCrawler`` talks to the crawl.
+Nothing is popped for good: a lease that is not renewed (its process was killed,
+frozen or cut off) expires and its request goes back to the queue with one more
+attempt; past ``max_attempts`` it is set aside as dead and counted. Each lease
+carries a fencing token, so a late commit from a process that lost its lease writes
+nothing.
 
 Politeness holds for the crawl as a whole: the claim step hands out a request only for a
 host whose leases in flight are under ``per_host`` and whose next allowed start (``delay``
 plus ``jitter`` after the previous start, robots.txt ``Crawl-delay``, a pause after a
-429/503) has come, by Redis's clock. Seen URLs are 64-bit fingerprints of (page kind,
+429/503) has come, by Redis's clock. When the crawl obeys robots.txt, a host gets one lease
+until its robots.txt is read (``host_known``). Seen URLs are 64-bit fingerprints of (page kind,
 canonical URL) in ``DEDUP_BUCKETS`` Redis sets, few enough members each to stay intsets
 (about 9 bytes a URL). The crawl is finished when nothing is queued, nothing is leased
 and seeding is done; a process waiting in ``claim`` blocks on its own wake list (no

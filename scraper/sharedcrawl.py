@@ -1,16 +1,27 @@
 """The crawl loop of one process among many working on one crawl through Redis.
 
 ``SharedCrawler.run()`` joins the crawl (``RedisFrontier.join``: the first
-process seeds the start URLs), then keeps up to ``concurrency`` pages in flight:
-a claimer fills the free slots with leases from ``RedisFrontier.claim``, which
-hands out only requests whose host allows a start now across all processes
-(``per_host``, ``delay``/``jitter``, ``Crawl-delay``, a pause after 429/503), so
-this loop keeps no per-host slots of its own. Each lease is worked as in
-``scraper.crawl``: robots.txt (fetched once per crawl, shared through Redis; its
-``Crawl-delay`` goes to ``set_host_delay``), the fetch, the extraction
-(``scraper.pagework``), then one ``commit`` of the page's records, links and
-counts. A renewer pushes the leases held here forward every third of the
-lease, so a slow page keeps its lease while a process killed or frozen loses it.
+process seeds the start URLs), then keeps up to ``concurrency`` pages in flight.
+One pump talks to Redis for the pages: each ``RedisFrontier.step`` (one script
+call) commits the pages finished since the last call and claims leases for the
+slots free after them, so a slot freed by a commit gets its next lease from that
+same round trip, and the pages that finish while a step is under way go together
+in the next (a group commit: one call a page when the crawl is slow, fewer when
+it is busy). The claim hands out only requests whose host allows a start now
+across all processes (``per_host``, ``delay``/``jitter``, ``Crawl-delay``, a
+pause after 429/503), so this loop keeps no per-host slots of its own; when
+other processes wait for leases, a commit does not keep the slots it frees but
+wakes them and claims again on equal terms. With nothing to claim, the pump
+waits for a page of its own to finish, or, holding none, on its wake list.
+
+Each lease is worked as in ``scraper.crawl``: robots.txt (fetched once per
+crawl, shared through Redis; the crawl hands out one lease of a host until the
+process holding it has read robots.txt and called ``host_known``, which spaces
+the host's next start ``delay``/``Crawl-delay`` after that page's, so the limits
+hold at the server from the first request), the fetch, the extraction
+(``scraper.pagework``), then the commit of the page's records, links and counts.
+A renewer pushes the leases held here forward every third of the lease, so a
+slow page keeps its lease while a process killed or frozen loses it.
 
 What happens to a page:
 
@@ -31,10 +42,11 @@ in the crawl's stats) a record JSON cannot hold. ``unique:`` is not applied to
 a shared crawl (yet): every record committed is written, with a warning at the
 start when the spider sets it.
 
-The crawl ends when ``claim`` returns ``None`` (nothing queued, nothing leased,
+The crawl ends when a step finds it finished (nothing queued, nothing leased,
 seeding done) and nothing is in flight here. SIGINT, SIGTERM and SIGHUP (or
-``stop()``) stop the claiming; the pages in flight get ``STOP_GRACE`` seconds,
-and the leases of those still unfinished then simply expire for other processes.
+``stop()``) stop the claiming; the pages in flight get ``STOP_GRACE`` seconds
+to be committed, and the leases of those still unfinished then simply expire
+for other processes.
 ``run()`` returns the stats of this process; ``scraper status`` shows the crawl's.
 """
 

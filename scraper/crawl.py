@@ -38,6 +38,12 @@ from scraper.pagework import Failure, PageWork, internal_error
 from scraper.robots import RobotsRules
 from scraper.spec import SpiderSpec
 from scraper.stats import CrawlStats
+from scraper.stopping import (
+    STOP_GRACE,
+    add_stop_handlers,
+    remove_stop_handlers,
+    report_progress,
+)
 from scraper.wire import open_wire
 
 if TYPE_CHECKING:
@@ -46,10 +52,6 @@ if TYPE_CHECKING:
     from scraper.state import CrawlState
 
 log = logging.getLogger("scraper")
-
-STOP_GRACE = 3.0
-"""Seconds that requests in flight get to finish after Ctrl-C, SIGTERM or SIGHUP."""
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 class _OutputGone(Exception):
@@ -105,7 +107,7 @@ class Crawler:
         self.stats = CrawlStats()
         self._stop = asyncio.Event()
         self._changed = asyncio.Event()
-        self._install_signal_handlers()
+        self._signals = add_stop_handlers(self.stop)
         tasks: list[asyncio.Future[Any]] = []
         wire = None
         try:
@@ -123,7 +125,9 @@ class Crawler:
             stopping: asyncio.Future[Any] = asyncio.create_task(self._stop.wait())
             tasks += [crawl, stopping]
             if self.on_progress:
-                tasks.append(asyncio.create_task(self._report_progress()))
+                tasks.append(
+                    asyncio.create_task(report_progress(lambda: self.stats, self.on_progress))
+                )
             await asyncio.wait({crawl, stopping}, return_when=asyncio.FIRST_COMPLETED)
             if not crawl.done():
                 if self._fatal is None:
@@ -136,7 +140,7 @@ class Crawler:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-            self._remove_signal_handlers()
+            remove_stop_handlers(self._signals)
             if wire is not None:
                 await wire.aclose()
             self.stats.finished = time.monotonic()
@@ -281,30 +285,6 @@ class Crawler:
             slots = HostSlots(settings.per_host, settings.delay, settings.jitter)
             self._hosts[host] = slots
         return slots
-
-    async def _report_progress(self) -> None:
-        assert self.on_progress is not None
-        while True:
-            await asyncio.sleep(0.25)
-            self.on_progress(self.stats)
-
-    def _install_signal_handlers(self) -> None:
-        loop = asyncio.get_running_loop()
-        self._signals = []
-        for signum in STOP_SIGNALS:
-            if signal.getsignal(signum) is signal.SIG_IGN:
-                continue  # under nohup a hang-up is to be ignored, and stays so
-            try:
-                loop.add_signal_handler(signum, self.stop, signum)
-            except (ValueError, RuntimeError, NotImplementedError):
-                return  # not the main thread: the caller stops us with stop()
-            self._signals.append(signum)
-
-    def _remove_signal_handlers(self) -> None:
-        loop = asyncio.get_running_loop()
-        for signum in self._signals:
-            loop.remove_signal_handler(signum)
-        self._signals = []
 
 
 def run_spider(

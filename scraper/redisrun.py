@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from scraper.errors import ScraperError
 from scraper.redisexport import RecordExporter
 from scraper.redisurl import shown
+from scraper.stopping import add_stop_handlers, remove_stop_handlers
 
 if TYPE_CHECKING:
     import httpx
@@ -28,7 +29,6 @@ if TYPE_CHECKING:
     from scraper.spec import SpiderSpec
     from scraper.stats import CrawlStats
 
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 EXPORT_GRACE = 3.0
 """Seconds the exporter of a stopped ``run --redis -o`` gets to write what was committed."""
 _CRAWL_ID = re.compile(r"[\w.:-]{1,200}")
@@ -136,18 +136,12 @@ async def export_only(
             stopped_by.append(signum)
             exporting.cancel()  # between batches: what is written, its offset covers
 
-        loop = asyncio.get_running_loop()
-        installed = []
-        for signum in STOP_SIGNALS:
-            if signal.getsignal(signum) is not signal.SIG_IGN:
-                loop.add_signal_handler(signum, stop, signum)
-                installed.append(signum)
+        installed = add_stop_handlers(stop)
         try:
             with contextlib.suppress(asyncio.CancelledError):
                 await exporting
         finally:
-            for signum in installed:
-                loop.remove_signal_handler(signum)
+            remove_stop_handlers(installed)
             exporter.close()
         return exporter.written, (stopped_by[0] if stopped_by else None)
     finally:

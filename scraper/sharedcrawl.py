@@ -70,6 +70,12 @@ from scraper.pagework import Failure, PageWork, internal_error
 from scraper.robots import RobotsRules
 from scraper.spec import SpiderSpec
 from scraper.stats import CrawlStats
+from scraper.stopping import (
+    STOP_GRACE,
+    add_stop_handlers,
+    remove_stop_handlers,
+    report_progress,
+)
 from scraper.wire import open_wire
 
 if TYPE_CHECKING:
@@ -79,9 +85,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("scraper")
 
-STOP_GRACE = 3.0
-"""Seconds that pages in flight get to finish after Ctrl-C, SIGTERM or SIGHUP."""
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 THROTTLED = "throttled"
 """The reason a page is counted under when its host answered 429/503 at each attempt."""
 
@@ -140,7 +143,7 @@ class SharedCrawler:
         """Join the crawl and work on it until it is finished (or a stop); this process's stats."""
         self.stats = CrawlStats()
         self._stop = asyncio.Event()
-        self._install_signal_handlers()
+        self._signals = add_stop_handlers(self.stop)
         if self.spider.unique or any(p.unique for p in self.spider.pages.values()):
             log.warning(
                 "unique: is not applied to a crawl shared through Redis: "
@@ -165,7 +168,9 @@ class SharedCrawler:
             claimer = asyncio.create_task(self._pump(fetcher))
             tasks += [claimer, asyncio.create_task(self._renew())]
             if self.on_progress:
-                tasks.append(asyncio.create_task(self._report_progress()))
+                tasks.append(
+                    asyncio.create_task(report_progress(lambda: self.stats, self.on_progress))
+                )
             await asyncio.wait({claimer, stopping}, return_when=asyncio.FIRST_COMPLETED)
             if claimer.done():
                 claimer.result()  # an error of the frontier is raised from run()
@@ -178,7 +183,7 @@ class SharedCrawler:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-            self._remove_signal_handlers()
+            remove_stop_handlers(self._signals)
             await wire.aclose()
             self.stats.finished = time.monotonic()
         return self.stats
@@ -355,30 +360,6 @@ class SharedCrawler:
         if counted and not retry:
             self.stats.failed[failure.reason] += 1
             log.warning("failed %s: %s", lease.request.url, failure.detail)
-
-    async def _report_progress(self) -> None:
-        assert self.on_progress is not None
-        while True:
-            await asyncio.sleep(0.25)
-            self.on_progress(self.stats)
-
-    def _install_signal_handlers(self) -> None:
-        loop = asyncio.get_running_loop()
-        self._signals = []
-        for signum in STOP_SIGNALS:
-            if signal.getsignal(signum) is signal.SIG_IGN:
-                continue  # under nohup a hang-up is to be ignored, and stays so
-            try:
-                loop.add_signal_handler(signum, self.stop, signum)
-            except (ValueError, RuntimeError, NotImplementedError):
-                return  # not the main thread: the caller stops us with stop()
-            self._signals.append(signum)
-
-    def _remove_signal_handlers(self) -> None:
-        loop = asyncio.get_running_loop()
-        for signum in self._signals:
-            loop.remove_signal_handler(signum)
-        self._signals = []
 
 
 def _counts(

@@ -232,11 +232,7 @@ class UniqueRecords:
     ) -> None:
         self.stats = stats
         self.state = state
-        self.fields: dict[str, tuple[str, ...]] = {}
-        for kind, page in spider.pages.items():
-            fields = spider.unique if page.unique is None else page.unique
-            if fields:
-                self.fields[kind] = fields
+        self.fields = unique_fields(spider)
         self._seen: set[int] = set()
         if state is not None and self.fields:
             self._seen.update(state.record_keys())
@@ -259,6 +255,16 @@ class UniqueRecords:
                 if self.state is not None:
                     self.state.add_record_key(key)
         return kept
+
+
+def unique_fields(spider: SpiderSpec) -> dict[str, tuple[str, ...]]:
+    """The ``unique:`` fields of each page kind that has some (a page kind's own win)."""
+    fields: dict[str, tuple[str, ...]] = {}
+    for kind, page in spider.pages.items():
+        own = spider.unique if page.unique is None else page.unique
+        if own:
+            fields[kind] = own
+    return fields
 
 
 DUPLICATE = "duplicate"

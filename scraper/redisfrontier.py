@@ -18,9 +18,12 @@ plus ``jitter`` after the previous start, robots.txt ``Crawl-delay``, a pause af
 429/503) has come, by Redis's clock. When the crawl obeys robots.txt, a host gets one lease
 until its robots.txt is read (``host_known``). Seen URLs are 64-bit fingerprints of (page kind,
 canonical URL) in ``DEDUP_BUCKETS`` Redis sets, few enough members each to stay intsets
-(about 9 bytes a URL). The crawl is finished when nothing is queued, nothing is leased
-and seeding is done; a process waiting in ``claim`` blocks on its own wake list (no
-polling), and every step that may let it go on pushes to it.
+(about 9 bytes a URL). The keys of the records written under ``unique:`` (``record_key``,
+as ``UniqueRecords`` makes them) are kept the same way: the commit writes a record only
+when its key is new to the crawl, so each is written once for the whole crawl. The
+crawl is finished when nothing is queued, nothing is leased and seeding is done; a
+process waiting in ``claim`` blocks on its own wake list (no polling), and every step
+that may let it go on pushes to it.
 
 Requests and records are stored as JSON, never pickled. Keys are ``scraper:{CRAWL}:...``
 (listed in ``scraper.redislua``): one Redis Cluster hash slot per crawl. Records stay in
@@ -54,7 +57,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from scraper import redislua
 from scraper.errors import ScraperError
 from scraper.export import _ENCODER, _rejection
-from scraper.frontier import Frontier, canonical_url
+from scraper.frontier import Frontier, canonical_url, record_key, unique_fields
 from scraper.models import Record, Request
 from scraper.redisurl import shown
 from scraper.spec import SpiderSpec
@@ -89,6 +92,7 @@ class Step:
     """What one ``RedisFrontier.step`` did: which pages it committed and the leases it got."""
 
     committed: list[bool]  # one per page given, False: its lease was no longer held
+    duplicates: list[int]  # one per page given: its records dropped by ``unique:``
     leases: list[Lease]
     finished: bool  # nothing queued, nothing leased, seeding done
     deferred: bool  # pages committed, no claim: other processes were waiting (claim again)
@@ -156,6 +160,7 @@ class RedisFrontier:
         self.prefix = f"scraper:{{{crawl}}}:"
         self.process = uuid.uuid4().hex[:12]
         self._filter = Frontier(spider, CrawlStats())  # only for allows(): offsite links
+        self._unique = unique_fields(spider)
         self._robots: dict[str, str | None] = {}
         self._lost = False  # the last call failed: Redis is away
         self._warned = False  # "lost Redis" was logged, "back" not yet
@@ -228,8 +233,10 @@ class RedisFrontier:
             args.extend(page)
         reply = await self._run(self._step, args)
         count = int(reply[3])
+        flags = [int(flag) for flag in reply[4 : 4 + count]]
         return Step(
-            committed=[bool(int(flag)) for flag in reply[4 : 4 + count]],
+            committed=[flag > 0 for flag in flags],
+            duplicates=[max(0, flag - 1) for flag in flags],
             leases=[
                 Lease(request_from_json(body), int(token), _text(host))
                 for token, host, body in _triples(reply[4 + count :])
@@ -289,17 +296,23 @@ class RedisFrontier:
         links: list[Request],
         counts: Mapping[str, int],
     ) -> list[Any]:
-        """A page to commit, as ``step`` takes it: its records as JSON (a record JSON
-        cannot hold is left out and counted), its links to queue and its counts."""
+        """A page to commit, as ``step`` takes it: its records as JSON, each with its
+        ``unique:`` key (none when its page kind has no ``unique:``; a record JSON cannot
+        hold is left out and counted), its links to queue and its counts."""
         tally: dict[str, int] = dict(counts)
+        fields = self._unique.get(lease.request.page or self.spider.first_page)
         encoded: list[str] = []
         for record in records:
             try:
-                encoded.append(_ENCODER.encode(record))
+                text = _ENCODER.encode(record)
             except (TypeError, ValueError, RecursionError) as exc:
                 reason = f"dropped:{_rejection(record, exc)}"
                 tally[reason] = tally.get(reason, 0) + 1
                 log.warning("%s: a record left out: %s", lease.request.url, reason[8:])
+                continue
+            key = record_key(record, fields) if fields else None
+            bucket, member = ("", "") if key is None else dedup_member(key, self.dedup_buckets)
+            encoded.extend((bucket, member, text))
         link_args: list[str] = []
         for link in links:
             skipped = self._skip_reason(link)
@@ -308,7 +321,8 @@ class RedisFrontier:
                 tally[name] = tally.get(name, 0) + 1
                 continue
             link_args.extend(self._queue_args(link))
-        args: list[Any] = [lease.token, len(encoded), *encoded, len(link_args) // 4, *link_args]
+        args: list[Any] = [lease.token, len(encoded) // 3, *encoded]
+        args.extend((len(link_args) // 4, *link_args))
         args.append(len(tally))
         for name, count in tally.items():
             args.extend((name, count))
@@ -399,7 +413,8 @@ class RedisFrontier:
 
     async def status(self) -> dict[str, Any]:
         """The crawl as a whole: queued, in_flight, done, failed (by reason), dead,
-        records, hosts_waiting, processes, dedup_bytes_per_url, finished."""
+        records, dropped (by reason, e.g. ``duplicate``), hosts_waiting, processes,
+        dedup_bytes_per_url, finished."""
         return await self._retry(self._status)
 
     async def reset(self) -> int:
@@ -523,6 +538,7 @@ class RedisFrontier:
             "failed": {k[7:]: v for k, v in stats.items() if k.startswith("failed:") and v},
             "dead": stats.get("dead", 0),
             "records": int(records),
+            "dropped": {k[8:]: v for k, v in stats.items() if k.startswith("dropped:") and v},
             "hosts_waiting": max(0, int(hosts) - int(ready)),
             "processes": int(processes),
             "dedup_bytes_per_url": round(used / urls, 2) if urls else 0.0,

@@ -21,6 +21,7 @@ Keys under the prefix (see ``scraper.redisfrontier`` for what they mean to a cra
     token        string   the last fencing token handed out
     queued       string   requests queued, all hosts;  admitted  string  requests ever queued
     seen:BUCKET  set      64-bit fingerprints of (page kind, canonical URL), kept as intsets
+    unique:BUCKET set     64-bit keys of the records written under ``unique:``, as intsets
     records      stream   the records, field "r" = JSON
     stats        hash     counts: done, pages, records, dead, failed:REASON, skipped:REASON ...
     dead         list     the JSON of requests whose attempts ran out
@@ -126,22 +127,29 @@ end
 
 COMMIT_PAGE = """
 -- Commit the page whose lease is ARGV[i] (see STEP's ARGV from TOKEN on): its records,
--- its new links and its counts, with the end of its lease, in one atomic step: 1, or 0 when
--- the lease is no longer held (nothing written); and the index after its arguments.
+-- its new links and its counts, with the end of its lease, in one atomic step: 1 + the
+-- records dropped as duplicates, or 0 when the lease is no longer held (nothing written);
+-- and the index after its arguments. A record with a key (BUCKET not empty) is written
+-- only when the key is new to the crawl's unique:BUCKET set (first wins, in a page too).
 local function commit_page(i, per_host, max_pages)
   local token = ARGV[i]
   local attempts, host = release(token)
   i = i + 1
   local n_records = tonumber(ARGV[i])
-  local n_links = tonumber(ARGV[i + n_records + 1])
-  local c = i + n_records + 1 + 4 * n_links + 1
+  local n_links = tonumber(ARGV[i + 3 * n_records + 1])
+  local c = i + 3 * n_records + 1 + 4 * n_links + 1
   local n_counts = tonumber(ARGV[c])
   local after = c + 2 * n_counts + 1
   if not attempts then return 0, after end
-  for j = i + 1, i + n_records do
-    redis.call('XADD', P .. 'records', '*', 'r', ARGV[j])
+  local duplicates = 0
+  for j = i + 1, i + 3 * n_records, 3 do
+    if ARGV[j] == '' or redis.call('SADD', P .. 'unique:' .. ARGV[j], ARGV[j + 1]) == 1 then
+      redis.call('XADD', P .. 'records', '*', 'r', ARGV[j + 2])
+    else
+      duplicates = duplicates + 1
+    end
   end
-  i = i + n_records + 1
+  i = i + 3 * n_records + 1
   local new, seen, full = 0, 0, 0
   for j = i + 1, i + 4 * n_links, 4 do
     local added = add(ARGV[j], ARGV[j + 1], ARGV[j + 2], ARGV[j + 3], max_pages, per_host)
@@ -149,14 +157,17 @@ local function commit_page(i, per_host, max_pages)
     else full = full + 1 end
   end
   for j = c + 1, c + 2 * n_counts, 2 do
-    redis.call('HINCRBY', P .. 'stats', ARGV[j], ARGV[j + 1])
+    local count = tonumber(ARGV[j + 1])
+    if ARGV[j] == 'records' then count = count - duplicates end
+    redis.call('HINCRBY', P .. 'stats', ARGV[j], count)
   end
+  if duplicates > 0 then redis.call('HINCRBY', P .. 'stats', 'dropped:duplicate', duplicates) end
   redis.call('HINCRBY', P .. 'stats', 'done', 1)
   if seen > 0 then redis.call('HINCRBY', P .. 'stats', 'skipped:already seen', seen) end
   if full > 0 then redis.call('HINCRBY', P .. 'stats', 'skipped:max_pages', full) end
   refresh(host, per_host)
   if new > 0 or redis.call('LLEN', P .. 'q:' .. host) > 0 or finished() then wake() end
-  return 1, after
+  return 1 + duplicates, after
 end
 """
 
@@ -165,15 +176,17 @@ STEP = (
     + COMMIT_PAGE
     + """
 -- ARGV: P, PROCESS, LIMIT, PER_HOST, DELAY_MS, JITTER_MS, LEASE_MS, MAX_ATTEMPTS, SEED,
---       MAX_PAGES, N_PAGES, then per page: TOKEN, N_RECORDS, RECORD..., N_LINKS,
---       (BUCKET, FINGERPRINT, HOST, JSON)..., N_COUNTS, (NAME, COUNT)...
+--       MAX_PAGES, N_PAGES, then per page: TOKEN, N_RECORDS, (KEY_BUCKET, KEY, JSON)...,
+--       N_LINKS, (BUCKET, FINGERPRINT, HOST, JSON)..., N_COUNTS, (NAME, COUNT)...
+--       (KEY_BUCKET and KEY are '' for a record without a unique: key: it is always written)
 -- Commits the N_PAGES pages (each as ``commit_page``), then claims up to LIMIT leases (none
--- when LIMIT is 0). Returns {STATUS, WAIT_MS, SEEDED, N_PAGES, COMMITTED (1/0)...,
--- (TOKEN, HOST, JSON)...}: STATUS 1 when the crawl is finished, 2 when the pages were
--- committed but nothing claimed because other processes were waiting for leases (they
--- are woken: the caller claims again, on equal terms with them, so that the slots a
--- commit frees do not all go back to the process that committed); with no lease, WAIT_MS
--- is how long until one may be had (-1: unknown) and PROCESS is woken through wake:PROCESS.
+-- when LIMIT is 0). Returns {STATUS, WAIT_MS, SEEDED, N_PAGES, COMMITTED...,
+-- (TOKEN, HOST, JSON)...}: COMMITTED is 0 (lease not held) or 1 + the duplicates dropped;
+-- STATUS 1 when the crawl is finished, 2 when the pages were committed but nothing claimed
+-- because other processes were waiting for leases (they are woken: the caller claims
+-- again, on equal terms with them, so that the slots a commit frees do not all go back to
+-- the process that committed); with no lease, WAIT_MS is how long until one may be had
+-- (-1: unknown) and PROCESS is woken through wake:PROCESS.
 local proc, limit, per_host = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
 local delay, jitter, lease_ms = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
 local max_attempts, max_pages, n_pages = tonumber(ARGV[8]), tonumber(ARGV[10]), tonumber(ARGV[11])

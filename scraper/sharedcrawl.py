@@ -38,9 +38,10 @@ What happens to a page:
 Links are filtered here as the single-process frontier filters them
 (``offsite``, ``bad url``, ``max_depth``), so that this process's summary shows
 them; the commit deduplicates them for the whole crawl, and leaves out (counted
-in the crawl's stats) a record JSON cannot hold. ``unique:`` is not applied to
-a shared crawl (yet): every record committed is written, with a warning at the
-start when the spider sets it.
+in the crawl's stats) a record JSON cannot hold. ``unique:`` holds for the whole
+crawl: each record goes to the commit with its key (as ``UniqueRecords`` makes
+it), and the commit writes it only when no record of that key was written before
+(in the same atomic step), else counts it dropped as ``duplicate``.
 
 The crawl ends when a step finds it finished (nothing queued, nothing leased,
 seeding done) and nothing is in flight here. SIGINT, SIGTERM and SIGHUP (or
@@ -64,7 +65,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from scraper.callbacks import Callback
 from scraper.errors import FetchError
 from scraper.fetch import Fetcher
-from scraper.frontier import Frontier
+from scraper.frontier import DUPLICATE, Frontier
 from scraper.models import Record, Request
 from scraper.pagework import Failure, PageWork, internal_error
 from scraper.robots import RobotsRules
@@ -81,7 +82,7 @@ from scraper.wire import open_wire
 if TYPE_CHECKING:
     import httpx
 
-    from scraper.redisfrontier import Lease, RedisFrontier
+    from scraper.redisfrontier import Lease, RedisFrontier, Step
 
 log = logging.getLogger("scraper")
 
@@ -128,7 +129,8 @@ class SharedCrawler:
         self._stop = asyncio.Event()
         self._kick = asyncio.Event()
         self._held: dict[asyncio.Task[None], Lease] = {}
-        self._to_commit: list[tuple[list[Any], asyncio.Future[bool]]] = []
+        # A page to commit and its outcome: None, lost; else its records dropped as duplicates.
+        self._to_commit: list[tuple[list[Any], asyncio.Future[int | None]]] = []
         self._known: set[str] = set()
         self._robots: RobotsRules | None = None
         self._signals: list[signal.Signals] = []
@@ -144,11 +146,6 @@ class SharedCrawler:
         self.stats = CrawlStats()
         self._stop = asyncio.Event()
         self._signals = add_stop_handlers(self.stop)
-        if self.spider.unique or any(p.unique for p in self.spider.pages.values()):
-            log.warning(
-                "unique: is not applied to a crawl shared through Redis: "
-                "records with the same unique fields are all written"
-            )
         wire = open_wire(self.settings, self.transport)
         tasks: list[asyncio.Task[Any]] = []
         try:
@@ -208,9 +205,9 @@ class SharedCrawler:
                     await self._kick.wait()
                     continue
                 step = await frontier.step([args for args, _ in pages], free)
-                for (_, done), committed in zip(pages, step.committed, strict=True):
+                for (_, done), outcome in zip(pages, _outcomes(step), strict=True):
                     if not done.done():
-                        done.set_result(committed)
+                        done.set_result(outcome)
                 if self._stop.is_set() and step.leases:  # claimed as the stop came: back
                     for lease in step.leases:
                         await frontier.fail(lease, "stopped", retry=True)
@@ -252,8 +249,8 @@ class SharedCrawler:
             if self._to_commit:
                 pages, self._to_commit = self._to_commit, []
                 step = await frontier.step([args for args, _ in pages], 0)
-                for (_, done), committed in zip(pages, step.committed, strict=True):
-                    done.set_result(committed)
+                for (_, done), outcome in zip(pages, _outcomes(step), strict=True):
+                    done.set_result(outcome)
 
     async def _commit(
         self,
@@ -261,9 +258,11 @@ class SharedCrawler:
         records: list[Record],
         links: list[Request],
         counts: Mapping[str, int],
-    ) -> bool:
-        """Commit a page through the pump's next step; whether its lease was still held."""
-        done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+    ) -> int | None:
+        """Commit a page through the pump's next step: ``None`` when its lease was no
+        longer held (nothing written), else how many of its records were dropped as
+        duplicates (``unique:``)."""
+        done: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
         self._to_commit.append((self.frontier.page_args(lease, records, links, counts), done))
         self._kick.set()
         return await done
@@ -304,7 +303,7 @@ class SharedCrawler:
                 await self.frontier.host_known(lease.host, crawl_delay)
                 self._known.add(lease.host)
             if not allowed:
-                if await self._commit(lease, [], [], {"skipped:robots.txt": 1}):
+                if await self._commit(lease, [], [], {"skipped:robots.txt": 1}) is not None:
                     self.stats.skipped["robots.txt"] += 1
                     log.info("not fetching %s: disallowed by robots.txt", request.url)
                 return
@@ -330,12 +329,15 @@ class SharedCrawler:
         skipped.update(result.skipped)
         empty = self.spider.pages[kind].makes_records and not (result.records or result.dropped)
         counts = _counts(records, dropped, skipped, kind if empty else None)
-        if not await self._commit(lease, records, links, counts):
+        duplicates = await self._commit(lease, records, links, counts)
+        if duplicates is None:
             log.info("%s was done by another process meanwhile (its lease ran out)", request.url)
             return
         self.stats.pages += 1
-        self.stats.records += len(records)
+        self.stats.records += len(records) - duplicates
         self.stats.dropped.update(dropped)
+        if duplicates:
+            self.stats.dropped[DUPLICATE] += duplicates
         self.stats.skipped.update(skipped)
         if empty:
             self.stats.page_without_match(kind, page.url)
@@ -360,6 +362,14 @@ class SharedCrawler:
         if counted and not retry:
             self.stats.failed[failure.reason] += 1
             log.warning("failed %s: %s", lease.request.url, failure.detail)
+
+
+def _outcomes(step: Step) -> list[int | None]:
+    """Each page's outcome of ``step``: ``None`` when lost, else its duplicates dropped."""
+    return [
+        dups if committed else None
+        for committed, dups in zip(step.committed, step.duplicates, strict=True)
+    ]
 
 
 def _counts(

@@ -409,6 +409,7 @@ def test_status_and_reset(redis_server: RedisServer) -> None:
             "failed": {"HTTP 404": 1},
             "dead": 0,
             "records": 1,
+            "dropped": {},
             "hosts_waiting": 0,  # the host of the one queued has none in flight
             "processes": 2,
             "dedup_bytes_per_url": status["dedup_bytes_per_url"],

@@ -296,3 +296,92 @@ def test_a_crawl_delay_holds_across_crawlers_once_robots_txt_is_read(
     # The first page may start before robots.txt is read; from the second on, 0.3 s apart.
     gaps = [later - earlier for earlier, later in itertools.pairwise(starts[1:])]
     assert min(gaps) >= 0.29, gaps
+
+
+# A meeting calendar over several pages: meeting k is on pages k-2..k (and twice on page 0);
+# the archive pages list meetings 0 and 1 again, under a page kind with ``unique: []``.
+ROW = "<tr><td>2024-03-{day:02d}</td><td>Meeting {n}</td><td>{room}</td></tr>"
+UNIQUE_SPIDER = """
+spiders:
+  test:
+    start: 'SITE/index'
+    concurrency: 4
+    robots: false
+    unique: [date, title]
+    pages:
+      index:
+        follow:
+          - {pattern: '<a class="cal" href="([^"]+)">', to: calendar}
+          - {pattern: '<a class="arc" href="([^"]+)">', to: archive}
+      calendar:
+        pattern: '<tr><td>(?P<date>[^<]+)</td><td>(?P<title>[^<]+)</td><td>(?P<room>[^<]+)</td>'
+      archive:
+        pattern: '<tr><td>(?P<date>[^<]+)</td><td>(?P<title>[^<]+)</td><td>(?P<room>[^<]+)</td>'
+        unique: []
+"""
+
+
+def calendar_site(site: FixtureSite) -> None:
+    links = []
+    for page in range(6):
+        meetings = [page, page, page + 1, page + 2] if page == 0 else [page, page + 1, page + 2]
+        rows = [ROW.format(day=n + 1, n=n, room="cal") for n in meetings]
+        site.add(f"/cal/{page}", "<table>" + "\n".join(rows) + "</table>")
+        links.append(f'<a class="cal" href="/cal/{page}">')
+    for page in range(2):
+        rows = [ROW.format(day=n + 1, n=n, room="arc") for n in (0, 1)]
+        site.add(f"/arc/{page}", "<table>" + "\n".join(rows) + "</table>")
+        links.append(f'<a class="arc" href="/arc/{page}">')
+    site.add("/index", "\n".join(links))
+
+
+def test_unique_holds_for_the_whole_shared_crawl_and_is_off_where_a_page_kind_says(
+    site: FixtureSite, redis_server: RedisServer
+) -> None:
+    calendar_site(site)
+    spider = make_spider(site, UNIQUE_SPIDER)
+    stats, records, status = asyncio.run(crawl_shared(spider, redis_server.url, processes=2))
+    calendar = [r for r in records if r["room"] == "cal"]
+    keys = [(r["date"], r["title"]) for r in calendar]
+    # 19 calendar rows of 8 meetings, on 6 pages fetched by two processes: each once.
+    assert sorted(keys) == [(f"2024-03-{n + 1:02d}", f"Meeting {n}") for n in range(8)]
+    # unique: [] for the archive: its 4 rows are all written, repeats and all.
+    assert sorted((r["date"], r["title"]) for r in records if r["room"] == "arc") == [
+        ("2024-03-01", "Meeting 0"),
+        ("2024-03-01", "Meeting 0"),
+        ("2024-03-02", "Meeting 1"),
+        ("2024-03-02", "Meeting 1"),
+    ]
+    assert status["finished"] and status["records"] == 12
+    assert status["dropped"] == {"duplicate": 11}
+    assert sum(s.dropped["duplicate"] for s in stats) == 11
+    assert sum(s.records for s in stats) == 12
+    assert sum(s.pages for s in stats) == 9
+
+
+def test_a_late_commit_of_a_lost_lease_keeps_no_unique_key(
+    site: FixtureSite, redis_server: RedisServer
+) -> None:
+    """A process killed mid-page: its late commit writes nothing, the key included, so the
+    process that does the page again writes the record (once: a repeat is dropped)."""
+    spider = make_spider(site, UNIQUE_SPIDER.replace("SITE/index", "http://a.test/cal/0"))
+    record = {"date": "2024-03-01", "title": "Meeting 0", "room": "cal"}
+
+    async def run() -> tuple[list[Record], dict[str, Any]]:
+        first = await RedisFrontier.connect(redis_server.url, "t", spider, lease_seconds=0.3)
+        second = await RedisFrontier.connect(redis_server.url, "t", spider, lease_seconds=0.3)
+        try:
+            await first.join()
+            lost = await first.claim(1)  # never renewed: it expires
+            again = await second.claim(1)
+            assert lost is not None and again is not None
+            assert not await first.commit(lost[0], [record], [], {"records": 1})
+            assert await second.commit(again[0], [record, dict(record)], [], {"records": 2})
+            return await committed(first), await first.status()
+        finally:
+            await first.close()
+            await second.close()
+
+    records, status = asyncio.run(run())
+    assert records == [record]
+    assert status["dropped"] == {"duplicate": 1} and status["finished"]

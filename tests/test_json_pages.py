@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 
 from scraper.cli import main
-from scraper.errors import SpecError
 from scraper.extract import extract
 from scraper.jsonpath import JsonPathError, compile_path
 from scraper.spec import parse_spiders
@@ -22,6 +21,7 @@ from tests.server import FixtureSite
 from tests.test_cli import write_spiders
 from tests.test_crawl import crawl, make_spider
 from tests.test_extract import make_page
+from tests.test_page_fields import spec_error
 
 JSON = "application/json"
 
@@ -423,16 +423,6 @@ def test_malformed_paths_say_what_and_where(path: str, message: str) -> None:
 
 
 # -- spider file errors ---------------------------------------------------------------------
-
-
-def spec_error(page: str) -> str:
-    """The error loading a spider whose one page kind ``main`` has the keys ``page``."""
-    text = "spiders:\n  test:\n    start: https://a.example/\n    pages:\n      main:\n" + "".join(
-        f"        {line}\n" for line in page.splitlines()
-    )
-    with pytest.raises(SpecError) as error:
-        parse_spiders(text, "spiders.yaml")
-    return str(error.value)
 
 
 def test_a_bad_path_is_reported_at_its_character() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from textwrap import dedent, indent
 from typing import Any
 
@@ -18,11 +19,18 @@ clean:
 """
 
 
-def scores(clean: str, html: str) -> list[Any]:
-    """The ``score`` of every record when ``score`` is cleaned with ``clean``."""
-    result = run(SCORE_LIST % clean, html)
-    assert result.dropped == {}
-    return [record["score"] for record in result.records]
+def cleaned(page: str, name: str) -> Callable[[str, str], list[Any]]:
+    """``(clean, html) -> `` the ``name`` of every record of ``page`` (``%s`` -> ``clean``)."""
+
+    def values(clean: str, html: str) -> list[Any]:
+        result = run(page % clean, html)
+        assert result.dropped == {}
+        return [record[name] for record in result.records]
+
+    return values
+
+
+scores = cleaned(SCORE_LIST, "score")
 
 
 def test_the_registry_holds_these_processors() -> None:
@@ -315,10 +323,7 @@ clean:
 """
 
 
-def tags(clean: str, html: str) -> list[Any]:
-    result = run(TAGS % clean, html)
-    assert result.dropped == {}
-    return [record["tags"] for record in result.records]
+tags = cleaned(TAGS, "tags")
 
 
 def test_split_cuts_at_a_literal_separator_strips_items_and_drops_empty_ones() -> None:
@@ -514,10 +519,7 @@ clean:
 """
 
 
-def data(clean: str, html: str) -> list[Any]:
-    result = run(DATA % clean, html)
-    assert result.dropped == {}
-    return [record["data"] for record in result.records]
+data = cleaned(DATA, "data")
 
 
 def test_json_keeps_the_parsed_document_as_it_is() -> None:

@@ -157,10 +157,7 @@ class PageReader(FollowReader, UniqueReader):
             page_fields = self.page_fields(entries["page_fields"][1], f"{where}: page_fields")
         constants: dict[str, Any] = {}
         if "constants" in entries:
-            for key, (_, value) in self.mapping(
-                entries["constants"][1], f"{where}: constants", None
-            ).items():
-                constants[key] = self.json_value(value, f"{where}: constants: {key}")
+            constants = self.constants(entries["constants"][1], where)
         unique = None
         if "unique" in entries:
             unique, self.unique_nodes[name] = self.unique(entries["unique"][1], f"{where}: unique")

@@ -311,10 +311,7 @@ class _SpecReader(PageReader, StartReader):
         )
         constants: dict[str, Any] = {}
         if "constants" in entries:
-            for key, (_, value) in self.mapping(
-                entries["constants"][1], f"{where}: constants", None
-            ).items():
-                constants[key] = self.json_value(value, f"{where}: constants: {key}")
+            constants = self.constants(entries["constants"][1], where)
         url_field = None
         if "url_field" in entries:
             url_field = self.text(entries["url_field"][1], f"{where}: url_field")

@@ -237,6 +237,13 @@ class NodeReader:
                 pending.extend(fresh)
         return self.value(node)
 
+    def constants(self, node: yaml.Node, where: str) -> dict[str, Any]:
+        """A ``constants:`` mapping (of a spider or of a page kind): each a JSON value."""
+        return {
+            key: self.json_value(value, f"{where}: constants: {key}")
+            for key, (_, value) in self.mapping(node, f"{where}: constants", None).items()
+        }
+
     def check_tag(self, node: yaml.Node) -> None:
         """Refuse tags that are not plain YAML types (``!!python/object``, say)."""
         if node.tag not in STANDARD_TAGS:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import resource
 import signal
 import subprocess
@@ -32,12 +31,7 @@ from scraper.export import JsonLinesWriter
 from scraper.models import Page
 from scraper.spec import SpiderSpec, parse_spiders
 from tests.server import FixtureSite
-
-ROOT = Path(__file__).resolve().parents[1]
-ENV = {
-    **os.environ,
-    "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
-}
+from tests.test_cli import ENV
 
 
 def numbered_site(site: FixtureSite, count: int) -> None:

@@ -18,12 +18,8 @@ from pathlib import Path
 import pytest
 
 from tests.server import FixtureSite
+from tests.test_cli import ENV
 
-ROOT = Path(__file__).resolve().parents[1]
-ENV = {
-    **os.environ,
-    "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
-}
 PAGES, PER_PAGE = 20, 5
 
 SPIDER = """

@@ -29,9 +29,10 @@ from scraper.cli import main
 from scraper.crawl import STOP_GRACE, Crawler
 from scraper.export import JsonLinesWriter
 from scraper.models import Page
-from scraper.spec import SpiderSpec, parse_spiders
+from scraper.spec import parse_spiders
 from tests.server import FixtureSite
 from tests.test_cli import ENV
+from tests.test_crawl import make_spider
 
 
 def numbered_site(site: FixtureSite, count: int) -> None:
@@ -53,11 +54,6 @@ def lines_of(path: Path) -> list[dict[str, Any]]:
     text = path.read_text(encoding="utf-8")
     assert text == "" or text.endswith("\n")
     return [json.loads(line) for line in text.splitlines()]
-
-
-def spider_from(site: FixtureSite, yaml_text: str) -> SpiderSpec:
-    text = textwrap.dedent(yaml_text).replace("SITE", site.base)
-    return parse_spiders(text, "test.yaml").get("test")
 
 
 # -- 1. an unexpected exception fails its page, never the crawl ------------------------------
@@ -128,7 +124,7 @@ def test_internal_errors_are_counted_per_page_in_the_stats(
 ) -> None:
     """More failing pages than workers: each fails alone, no worker is lost."""
     linked_site(site, 300, bad=set(range(0, 300, 10)))
-    spider = spider_from(site, LINKS_300.replace("numbers:", "test:\n    concurrency: 4"))
+    spider = make_spider(site, LINKS_300.replace("numbers:", "test:\n    concurrency: 4"))
     out = tmp_path / "out.jsonl"
     writer = JsonLinesWriter(out)
     try:
@@ -195,7 +191,7 @@ def test_callbacks_that_hang_fail_their_pages_and_hold_up_no_other(
             release.wait(20)  # as time.sleep(1000), but let go when the test ends
         yield from page.records
 
-    spider = spider_from(
+    spider = make_spider(
         site,
         """
         spiders:
@@ -238,7 +234,7 @@ def test_a_callback_timeout_is_logged_with_the_setting_to_change(
             release.wait(20)
         yield from page.records
 
-    spider = spider_from(
+    spider = make_spider(
         site,
         """
         spiders:

@@ -205,9 +205,7 @@ class SharedCrawler:
                     await self._kick.wait()
                     continue
                 step = await frontier.step([args for args, _ in pages], free)
-                for (_, done), outcome in zip(pages, _outcomes(step), strict=True):
-                    if not done.done():
-                        done.set_result(outcome)
+                _settle(pages, step)
                 if self._stop.is_set() and step.leases:  # claimed as the stop came: back
                     for lease in step.leases:
                         await frontier.fail(lease, "stopped", retry=True)
@@ -248,9 +246,7 @@ class SharedCrawler:
             self._kick.clear()
             if self._to_commit:
                 pages, self._to_commit = self._to_commit, []
-                step = await frontier.step([args for args, _ in pages], 0)
-                for (_, done), outcome in zip(pages, _outcomes(step), strict=True):
-                    done.set_result(outcome)
+                _settle(pages, await frontier.step([args for args, _ in pages], 0))
 
     async def _commit(
         self,
@@ -364,12 +360,12 @@ class SharedCrawler:
             log.warning("failed %s: %s", lease.request.url, failure.detail)
 
 
-def _outcomes(step: Step) -> list[int | None]:
-    """Each page's outcome of ``step``: ``None`` when lost, else its duplicates dropped."""
-    return [
-        dups if committed else None
-        for committed, dups in zip(step.committed, step.duplicates, strict=True)
-    ]
+def _settle(pages: list[tuple[list[Any], asyncio.Future[int | None]]], step: Step) -> None:
+    """Give each page committed in ``step`` its outcome: ``None`` when lost, else its
+    duplicates dropped (a page whose task is gone meanwhile waits for none)."""
+    for (_, done), committed, dups in zip(pages, step.committed, step.duplicates, strict=True):
+        if not done.done():
+            done.set_result(dups if committed else None)
 
 
 def _counts(

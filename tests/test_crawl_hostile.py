@@ -19,7 +19,7 @@ import sys
 import textwrap
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -41,11 +41,13 @@ def numbered_site(site: FixtureSite, count: int) -> None:
         site.add(f"/p/{n}", f"<html><body><b>{n}</b></body></html>")
 
 
-def write_project(folder: Path, site: FixtureSite, spiders: str, modules: dict[str, str]) -> None:
+def write_project(
+    folder: Path, site: FixtureSite, spiders: str, modules: Mapping[str, str] | None = None
+) -> None:
     """``spiders.yaml`` (SITE -> the server) and callback modules in ``folder``."""
     text = textwrap.dedent(spiders).lstrip().replace("SITE", site.base)
     (folder / "spiders.yaml").write_text(text, encoding="utf-8")
-    for name, source in modules.items():
+    for name, source in (modules or {}).items():
         (folder / f"{name}.py").write_text(textwrap.dedent(source), encoding="utf-8")
 
 

@@ -23,6 +23,7 @@ from scraper.models import Page
 from scraper.spec import parse_spiders
 from tests.server import FixtureSite
 from tests.test_crawl import crawl, make_spider, page_requests, read_records
+from tests.test_crawl_hostile import write_project
 
 # A meeting calendar: the 3 March meeting is listed twice (agenda and minutes rows).
 CALENDAR = """<table>
@@ -32,11 +33,6 @@ CALENDAR = """<table>
 <tr><td>2024-03-07</td><td>Planning</td><td>Room 2</td></tr>
 </table>"""
 ROW = r"'<tr><td>(?P<date>[^<]+)</td><td>(?P<title>[^<]+)</td><td>(?P<room>[^<]+)</td></tr>'"
-
-
-def write_project(tmp_path: Path, site: FixtureSite, spiders: str) -> None:
-    text = textwrap.dedent(spiders).lstrip().replace("SITE", site.base)
-    (tmp_path / "spiders.yaml").write_text(text, encoding="utf-8")
 
 
 def run(

@@ -239,16 +239,8 @@ def _left_pieces(
         if outer is None:
             continue
         begin = _last_end(slots, i, k) or record.start
-        contexts.append(_tokens(texts[record.page][begin : outer[0]]))
-    pieces: list[str] = []
-    for depth in range(1, MAX_DELIMITER_TOKENS + 1):
-        if any(len(c) < depth for c in contexts):
-            break
-        piece = _general([c[-depth] for c in contexts], values)
-        if piece is None:
-            break
-        pieces.insert(0, piece)
-    return pieces
+        contexts.append(_tokens(texts[record.page][begin : outer[0]])[::-1])
+    return _shared_pieces(contexts, values)[::-1]
 
 
 def _right_pieces(
@@ -262,6 +254,12 @@ def _right_pieces(
         later = [s.outer(i) for s in slots[k + 1 :] if s.outer(i) is not None]
         end = later[0][0] if later else record.end  # type: ignore[index]
         contexts.append(_tokens(texts[record.page][outer[1] : max(end, outer[1])]))
+    return _shared_pieces(contexts, values)
+
+
+def _shared_pieces(contexts: list[list[tuple[str, str]]], values: list[str]) -> list[str]:
+    """The regex pieces for the leading tokens every context shares (see ``_general``),
+    at most MAX_DELIMITER_TOKENS; ``_left_pieces`` passes its contexts reversed."""
     pieces: list[str] = []
     for depth in range(MAX_DELIMITER_TOKENS):
         if any(len(c) <= depth for c in contexts):

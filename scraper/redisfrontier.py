@@ -46,7 +46,6 @@ import uuid
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
 
 import redis.asyncio as aioredis
 from redis.commands.core import AsyncScript
@@ -159,7 +158,8 @@ class RedisFrontier:
         self.url = shown(url) if url else _describe(client)
         self.prefix = f"scraper:{{{crawl}}}:"
         self.process = uuid.uuid4().hex[:12]
-        self._filter = Frontier(spider, CrawlStats())  # only for allows(): offsite links
+        # Only for skip_reason(): the links given to commit() (offsite, bad url, max_depth).
+        self._filter = Frontier(spider, CrawlStats())
         self._unique = unique_fields(spider)
         self._robots: dict[str, str | None] = {}
         self._lost = False  # the last call failed: Redis is away
@@ -286,7 +286,15 @@ class RedisFrontier:
         Links off ``allowed_domains``, past ``max_depth`` or unparsable are counted as
         skipped here; ``max_pages`` and "already seen" are decided in Redis.
         """
-        step = await self.step([self.page_args(lease, records, links, counts)], 0)
+        tally = dict(counts)
+        kept: list[Request] = []
+        for link in links:
+            skipped = self._filter.skip_reason(link)
+            if skipped is None:
+                kept.append(link)
+            else:
+                tally[f"skipped:{skipped}"] = tally.get(f"skipped:{skipped}", 0) + 1
+        step = await self.step([self.page_args(lease, records, kept, tally)], 0)
         return step.committed[0]
 
     def page_args(
@@ -298,7 +306,9 @@ class RedisFrontier:
     ) -> list[Any]:
         """A page to commit, as ``step`` takes it: its records as JSON, each with its
         ``unique:`` key (none when its page kind has no ``unique:``; a record JSON cannot
-        hold is left out and counted), its links to queue and its counts."""
+        hold is left out and counted), its links to queue and its counts. ``links`` are
+        those to follow, the skipped ones already taken out and counted in ``counts``
+        (as ``commit`` and ``SharedCrawler`` do)."""
         tally: dict[str, int] = dict(counts)
         fields = self._unique.get(lease.request.page or self.spider.first_page)
         encoded: list[str] = []
@@ -315,11 +325,6 @@ class RedisFrontier:
             encoded.extend((bucket, member, text))
         link_args: list[str] = []
         for link in links:
-            skipped = self._skip_reason(link)
-            if skipped is not None:
-                name = f"skipped:{skipped}"
-                tally[name] = tally.get(name, 0) + 1
-                continue
             link_args.extend(self._queue_args(link))
         args: list[Any] = [lease.token, len(encoded) // 3, *encoded]
         args.extend((len(link_args) // 4, *link_args))
@@ -440,18 +445,6 @@ class RedisFrontier:
         await self.client.aclose()
 
     # -- inner workings
-
-    def _skip_reason(self, link: Request) -> str | None:
-        try:
-            urlsplit(link.url)
-        except ValueError:
-            return "bad url"
-        if not self._filter.allows(link.url):
-            return "offsite"
-        max_depth = self.settings.max_depth
-        if max_depth is not None and link.depth > max_depth:
-            return "max_depth"
-        return None
 
     def _queue_args(self, request: Request) -> tuple[str, str, str, str]:
         bucket, member = dedup_member(

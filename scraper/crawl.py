@@ -24,7 +24,7 @@ import logging
 import signal
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from scraper.callbacks import Callback
@@ -71,6 +71,8 @@ class Crawler:
 
     With ``state``, what is admitted and done is kept in SQLite (see
     ``scraper.state``), and the crawl continues from what the state holds.
+    ``pause``, when given, is awaited before each new request is taken: the
+    Python API's reader, behind on the records, holds the crawl so.
     """
 
     def __init__(
@@ -83,6 +85,7 @@ class Crawler:
         on_progress: Callable[[CrawlStats], None] | None = None,
         state: CrawlState | None = None,
         shard: tuple[int, int] = (0, 1),
+        pause: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.spider = spider
         self.settings = spider.settings
@@ -92,6 +95,7 @@ class Crawler:
         self.on_progress = on_progress
         self.state = state
         self.shard = shard
+        self.pause = pause
         self.stats = CrawlStats()
         self.stopped_by: signal.Signals | None = None
         self._hosts: dict[str, HostSlots] = {}
@@ -183,6 +187,8 @@ class Crawler:
 
     async def _work(self, fetcher: Fetcher) -> None:
         while not self._stop.is_set():
+            if self.pause is not None:
+                await self.pause()
             request = self.frontier.next()
             if request is None:
                 if self._in_flight == 0:

@@ -77,7 +77,7 @@ def run_command(args: argparse.Namespace) -> int:
     """``scraper run``: crawl one spider, records out as JSON Lines."""
     from scraper.callbacks import resolve_callbacks
     from scraper.crawl import run_spider
-    from scraper.export import JsonLinesWriter
+    from scraper.output import open_output
     from scraper.spec import load_spiders
     from scraper.state import CrawlState
 
@@ -114,7 +114,7 @@ def run_command(args: argparse.Namespace) -> int:
                 stack.callback(state.close)
             else:
                 CrawlState.remove(state_path)  # a fresh output makes an old state meaningless
-        writer = JsonLinesWriter(args.output, append=state is not None)
+        writer = open_output(args.output, spider, append=state is not None)
         stack.callback(writer.close)
         progress = Progress() if not args.quiet and sys.stderr.isatty() else None
         stats, stopped_by = run_spider(
@@ -282,7 +282,7 @@ def reset_command(args: argparse.Namespace) -> int:
 
 def _claim(stack: ExitStack, path: str | Path, option: str) -> None:
     """Hold ``path`` for this run (see ``RunLock``), released when ``stack`` closes."""
-    from scraper.export import RunLock
+    from scraper.output.lock import RunLock
 
     lock = RunLock.claim(path, option)
     if lock is not None:

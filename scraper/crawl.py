@@ -29,11 +29,11 @@ from typing import TYPE_CHECKING, Any
 
 from scraper.callbacks import Callback
 from scraper.errors import FetchError, OutputError
-from scraper.export import RecordSink
 from scraper.fetch import Fetcher
 from scraper.frontier import Frontier, UniqueRecords
 from scraper.hosts import HostSlots
 from scraper.models import Record, Request
+from scraper.output import RecordSink
 from scraper.pagework import Failure, PageWork, internal_error
 from scraper.robots import RobotsRules
 from scraper.spec import SpiderSpec
@@ -241,7 +241,7 @@ class Crawler:
         for link in result.requests:
             self.frontier.follow(link)
         records = self.unique.keep(result.records, kind)
-        left_out = self._write(records)
+        left_out = self._write(records, page.url)
         self.stats.pages += 1
         self.stats.records += len(records) - left_out.total()
         self.stats.dropped.update(result.dropped)
@@ -257,9 +257,9 @@ class Crawler:
         log.warning("failed %s: %s", request.url, failure.detail)
         self._finish(request, failed=True)
 
-    def _write(self, records: list[Record]) -> Counter[str]:
+    def _write(self, records: list[Record], url: str) -> Counter[str]:
         try:
-            return self.writer.write(records)
+            return self.writer.write(records, url=url)
         except (OSError, OutputError) as exc:  # a full disk, a closed pipe: the run ends
             raise _OutputGone(exc) from None
 

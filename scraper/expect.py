@@ -86,7 +86,7 @@ class ExpectationCheck:
         # per sample not found yet: (fields alike, record number, its values of the sample's fields)
         self._closest: list[tuple[int, int, dict[str, Any]]] = [(-1, 0, {})] * len(expect.samples)
 
-    def write(self, records: Iterable[Record]) -> Counter[str]:
+    def write(self, records: Iterable[Record], *, url: str | None = None) -> Counter[str]:
         """Take in the records of one page (none is left out)."""
         for record in records:
             self.count += 1

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from scraper.errors import OutputError, ScraperError
-from scraper.export import JsonLinesWriter
+from scraper.output.jsonl import JsonLinesWriter
 
 log = logging.getLogger("scraper")
 T = TypeVar("T")

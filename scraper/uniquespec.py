@@ -50,7 +50,7 @@ class UniqueReader(NodeReader):
             fields = page.unique if page.unique is not None else spider.unique
             if not fields:
                 continue
-            has = _record_fields(spider, kind)
+            has = record_fields(spider, kind)
             if has is None:  # a page kind that writes no records
                 if own:
                     raise self.error(
@@ -74,7 +74,7 @@ class UniqueReader(NodeReader):
                     )
 
 
-def _record_fields(spider: SpiderSpec, kind: str) -> tuple[str, ...] | None:
+def record_fields(spider: SpiderSpec, kind: str) -> tuple[str, ...] | None:
     """The fields records of page kind ``kind`` have (``None``: it writes no records):
     its own, its page's values and constants, the spider's constants and url_field,
     and what follow rules carry to it, from page to page."""

@@ -76,7 +76,7 @@ def check_command(args: argparse.Namespace) -> int:
 def run_command(args: argparse.Namespace) -> int:
     """``scraper run``: crawl one spider, records out as JSON Lines."""
     from scraper.callbacks import resolve_callbacks
-    from scraper.crawl import run_spider
+    from scraper.crawler import run_spider
     from scraper.output import open_output
     from scraper.spec import load_spiders
     from scraper.state import CrawlState
@@ -380,7 +380,7 @@ def test_command(args: argparse.Namespace) -> int:
     """``scraper test``: replay the cassettes and check each spider's ``expect:``."""
     from scraper.callbacks import resolve_callbacks
     from scraper.cassette import cassette_transport, default_cassette
-    from scraper.crawl import run_spider
+    from scraper.crawler import run_spider
     from scraper.expect import ExpectationCheck
     from scraper.spec import load_spiders
 

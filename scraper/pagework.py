@@ -3,7 +3,7 @@
 ``PageWork.extract(page, kind)`` runs the page kind's patterns (and callback)
 on ``page`` and returns the ``Extraction``, or a ``Failure`` saying why the page
 is lost. Both crawl loops use it: the one of a single process
-(``scraper.crawl``) and the one of a crawl shared through Redis
+(``scraper.crawler``) and the one of a crawl shared through Redis
 (``scraper.sharedcrawl``).
 
 Nothing a page or a spider does may hold the event loop: a page whose patterns

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from scraper.crawl import Crawler
+from scraper.crawler import Crawler
 from scraper.export import JsonLinesWriter
 from scraper.models import Record
 from scraper.spec import load_spiders

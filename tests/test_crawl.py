@@ -20,7 +20,7 @@ import httpx
 import pytest
 
 from scraper.callbacks import Callback
-from scraper.crawl import Crawler, run_spider
+from scraper.crawler import Crawler, run_spider
 from scraper.export import JsonLinesWriter
 from scraper.models import Page, Request
 from scraper.spec import SpiderSpec, parse_spiders

@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 
 from scraper.cli import main
-from scraper.crawl import STOP_GRACE, Crawler
+from scraper.crawler import STOP_GRACE, Crawler
 from scraper.export import JsonLinesWriter
 from scraper.models import Page
 from scraper.spec import parse_spiders

@@ -20,7 +20,7 @@ import scraper
 from scraper.cassette import cassette_transport, default_cassette
 from scraper.cli import _parser
 from scraper.console import EXIT_BY_SIGNAL, EXIT_FAILURES, EXIT_OK, EXIT_USAGE
-from scraper.crawl import Crawler
+from scraper.crawler import Crawler
 from scraper.fields import PROCESSORS
 from scraper.models import Record
 from scraper.pagespec import PAGE_KEYS

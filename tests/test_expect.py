@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from scraper.cli import main
-from scraper.crawl import run_spider
+from scraper.crawler import run_spider
 from scraper.expect import ExpectationCheck
 from tests.server import FixtureSite
 from tests.test_crawl import make_spider

@@ -39,7 +39,7 @@ from typing import Any
 
 import pytest
 
-from scraper.crawl import Crawler
+from scraper.crawler import Crawler
 from scraper.export import JsonLinesWriter
 from scraper.spec import parse_spiders
 from scraper.stats import CrawlStats

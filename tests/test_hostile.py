@@ -25,7 +25,7 @@ from typing import Any
 import httpx
 import pytest
 
-from scraper.crawl import Crawler
+from scraper.crawler import Crawler
 from scraper.export import JsonLinesWriter
 from scraper.spec import SpiderSpec, parse_spiders
 from scraper.stats import CrawlStats

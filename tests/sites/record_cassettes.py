@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 
 from scraper.cassette import cassette_transport, default_cassette
-from scraper.crawl import Crawler
+from scraper.crawler import Crawler
 from scraper.export import JsonLinesWriter
 from scraper.spec import load_spiders
 

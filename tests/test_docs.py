@@ -153,6 +153,11 @@ def test_every_shipped_spider_has_a_cassette() -> None:
 
 def test_all_is_sorted_and_every_name_exists() -> None:
     assert scraper.__all__ == sorted(scraper.__all__)
+    assert scraper.__all__ == [
+        *("CallbackError", "CassetteError", "FetchError", "OutputError", "Page", "Record"),
+        *("Request", "RunResult", "ScraperError", "SpecError", "SpiderNotFound", "Spiders"),
+        *("__version__", "acrawl", "crawl", "load_spiders", "run"),
+    ]
     for name in scraper.__all__:
         assert hasattr(scraper, name), name
 

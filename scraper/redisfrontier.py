@@ -311,7 +311,8 @@ class RedisFrontier:
         (as ``commit`` and ``SharedCrawler`` do)."""
         tally: dict[str, int] = dict(counts)
         fields = self._unique.get(lease.request.page or self.spider.first_page)
-        encoded: list[str] = []
+        lines: list[str] = []
+        keys: list[str] = []
         for record in records:
             try:
                 text = _ENCODER.encode(record)
@@ -320,13 +321,20 @@ class RedisFrontier:
                 tally[reason] = tally.get(reason, 0) + 1
                 log.warning("%s: a record left out: %s", lease.request.url, reason[8:])
                 continue
-            key = record_key(record, fields) if fields else None
-            bucket, member = ("", "") if key is None else dedup_member(key, self.dedup_buckets)
-            encoded.extend((bucket, member, text))
+            lines.append(text)
+            if fields:
+                key = record_key(record, fields)
+                keys.extend(("", "") if key is None else dedup_member(key, self.dedup_buckets))
+        args: list[Any] = [lease.token, len(lines)]
+        if fields:  # each record with its key, to be written only when the key is new
+            args.append(1)
+            for n, line in enumerate(lines):
+                args.extend((keys[2 * n], keys[2 * n + 1], line))
+        else:
+            args.extend((0, "\n".join(lines)))
         link_args: list[str] = []
         for link in links:
             link_args.extend(self._queue_args(link))
-        args: list[Any] = [lease.token, len(encoded) // 3, *encoded]
         args.extend((len(link_args) // 4, *link_args))
         args.append(len(tally))
         for name, count in tally.items():
@@ -399,8 +407,9 @@ class RedisFrontier:
     async def read_records(
         self, after: str, count: int, block_seconds: float
     ) -> list[tuple[str, Record]]:
-        """Up to ``count`` records after stream id ``after`` ("0": from the start), in
-        commit order, blocking up to ``block_seconds`` when there are none yet."""
+        """The records of up to ``count`` pages (stream entries) after stream id ``after``
+        ("0": from the start), in commit order, each with its page's entry id, blocking up
+        to ``block_seconds`` when there are none yet."""
         block = max(1, int(block_seconds * 1000)) if block_seconds > 0 else None
         reply: Any = await self._retry(
             lambda: self.client.xread({self.key("records"): after}, count=count, block=block)
@@ -408,7 +417,8 @@ class RedisFrontier:
         entries: list[tuple[str, Record]] = []
         for _stream, items in reply or ():
             for entry_id, fields in items:
-                entries.append((_text(entry_id), json.loads(fields[b"r"])))
+                lines = fields[b"p"].split(b"\n") if b"p" in fields else [fields[b"r"]]
+                entries.extend((_text(entry_id), json.loads(line)) for line in lines)
         return entries
 
     async def finished(self) -> bool:
@@ -507,12 +517,11 @@ class RedisFrontier:
         now = int(now_s) * 1000 + int(now_us) // 1000
         async with client.pipeline(transaction=False) as pipe:
             pipe.hgetall(self.key("stats"))
-            pipe.xlen(self.key("records"))
             pipe.scard(self.key("hosts"))
             pipe.zcount(self.key("ready"), "-inf", now)
             pipe.zcount(self.key("procs"), now - RECENT_PROCESS_MS, "+inf")
             pipe.get(self.key("admitted"))
-            stats_raw, records, hosts, ready, processes, admitted = await pipe.execute()
+            stats_raw, hosts, ready, processes, admitted = await pipe.execute()
         stats = {_text(k): int(v) for k, v in stats_raw.items()}
         buckets = [
             key async for key in client.scan_iter(match=_escape(self.prefix) + "seen:*", count=1000)
@@ -530,7 +539,7 @@ class RedisFrontier:
             "done": stats.get("done", 0),
             "failed": {k[7:]: v for k, v in stats.items() if k.startswith("failed:") and v},
             "dead": stats.get("dead", 0),
-            "records": int(records),
+            "records": stats.get("records", 0),
             "dropped": {k[8:]: v for k, v in stats.items() if k.startswith("dropped:") and v},
             "hosts_waiting": max(0, int(hosts) - int(ready)),
             "processes": int(processes),

@@ -22,7 +22,7 @@ Keys under the prefix (see ``scraper.redisfrontier`` for what they mean to a cra
     queued       string   requests queued, all hosts;  admitted  string  requests ever queued
     seen:BUCKET  set      64-bit fingerprints of (page kind, canonical URL), kept as intsets
     unique:BUCKET set     64-bit keys of the records written under ``unique:``, as intsets
-    records      stream   the records, field "r" = JSON
+    records      stream   the records, one entry a page: field "p" = JSON lines
     stats        hash     counts: done, pages, records, dead, failed:REASON, skipped:REASON ...
     dead         list     the JSON of requests whose attempts ran out
     procs        zset     PROCESS -> last seen (ms);  waiting  set  processes blocked in claim
@@ -81,19 +81,41 @@ local function split(text)
   local bar = string.find(text, '|', 1, true)
   return tonumber(string.sub(text, 1, bar - 1)), string.sub(text, bar + 1)
 end
+-- Requests queued by one script call: 'admitted' is read once and written back once by
+-- ``queued``, and each host touched is refreshed once, however many requests it got.
+local function batch()
+  return {admitted = num(redis.call('GET', P .. 'admitted')), new = 0, hosts = {}}
+end
 -- Queue a request unless its fingerprint was seen: 'new', 'seen' or 'full' (max_pages).
-local function add(bucket, fingerprint, host, body, max_pages, per_host)
+local function add(ctx, bucket, fingerprint, host, body, max_pages)
   local seen = P .. 'seen:' .. bucket
-  if redis.call('SISMEMBER', seen, fingerprint) == 1 then return 'seen' end
-  if max_pages >= 0 and num(redis.call('GET', P .. 'admitted')) >= max_pages then
+  if max_pages >= 0 and ctx.admitted >= max_pages then
+    if redis.call('SISMEMBER', seen, fingerprint) == 1 then return 'seen' end
     return 'full'
   end
-  redis.call('SADD', seen, fingerprint)
-  redis.call('INCR', P .. 'admitted')
-  redis.call('RPUSH', P .. 'q:' .. host, '0|' .. body)
-  redis.call('INCR', P .. 'queued')
-  refresh(host, per_host)
+  if redis.call('SADD', seen, fingerprint) == 0 then return 'seen' end
+  ctx.admitted = ctx.admitted + 1
+  ctx.new = ctx.new + 1
+  local bodies = ctx.hosts[host]
+  if not bodies then
+    bodies = {}
+    ctx.hosts[host] = bodies
+  end
+  bodies[#bodies + 1] = '0|' .. body
   return 'new'
+end
+-- Write what ``add`` queued in ``ctx``: the requests, host by host, and the counters.
+local function queued(ctx, per_host)
+  for host, bodies in pairs(ctx.hosts) do
+    for first = 1, #bodies, 1000 do  -- unpack() has a stack limit
+      redis.call('RPUSH', P .. 'q:' .. host, unpack(bodies, first, math.min(first + 999, #bodies)))
+    end
+    refresh(host, per_host)
+  end
+  if ctx.new > 0 then
+    redis.call('SET', P .. 'admitted', ctx.admitted)
+    redis.call('INCRBY', P .. 'queued', ctx.new)
+  end
 end
 -- End the lease TOKEN: its attempts, host and request JSON, or nil when it is not held.
 local function release(token)
@@ -127,47 +149,75 @@ end
 
 COMMIT_PAGE = """
 -- Commit the page whose lease is ARGV[i] (see STEP's ARGV from TOKEN on): its records,
--- its new links and its counts, with the end of its lease, in one atomic step: 1 + the
--- records dropped as duplicates, or 0 when the lease is no longer held (nothing written);
--- and the index after its arguments. A record with a key (BUCKET not empty) is written
--- only when the key is new to the crawl's unique:BUCKET set (first wins, in a page too).
-local function commit_page(i, per_host, max_pages)
+-- its new links and its counts, with the end of its lease, in one atomic step. Returns 1 +
+-- the records dropped as duplicates, or 0 when the lease is no longer held (nothing
+-- written), and the index after its arguments. The page's records go to the stream as one
+-- entry (field "p", one JSON line each). A keyed record (BUCKET not empty) is written only
+-- when its key is new to the crawl's unique:BUCKET set (first wins, in a page too). Counts
+-- are added to TALLY, hosts to HOSTS; the caller writes and refreshes them once a step.
+local function commit_page(i, ctx, tally, hosts, max_pages)
   local token = ARGV[i]
+  local n_records, keyed = tonumber(ARGV[i + 1]), ARGV[i + 2] == '1'
+  i = i + 3
+  local first_record = i
+  if keyed then i = i + 3 * n_records else i = i + 1 end
+  local n_links = tonumber(ARGV[i])
+  local first_link = i + 1
+  i = i + 1 + 4 * n_links
+  local n_counts = tonumber(ARGV[i])
+  local first_count = i + 1
+  local after = i + 1 + 2 * n_counts
   local attempts, host = release(token)
-  i = i + 1
-  local n_records = tonumber(ARGV[i])
-  local n_links = tonumber(ARGV[i + 3 * n_records + 1])
-  local c = i + 3 * n_records + 1 + 4 * n_links + 1
-  local n_counts = tonumber(ARGV[c])
-  local after = c + 2 * n_counts + 1
   if not attempts then return 0, after end
+  hosts[host] = true
   local duplicates = 0
-  for j = i + 1, i + 3 * n_records, 3 do
-    if ARGV[j] == '' or redis.call('SADD', P .. 'unique:' .. ARGV[j], ARGV[j + 1]) == 1 then
-      redis.call('XADD', P .. 'records', '*', 'r', ARGV[j + 2])
-    else
-      duplicates = duplicates + 1
+  if keyed then
+    local lines = {}
+    for j = first_record, first_record + 3 * n_records - 1, 3 do
+      if ARGV[j] == '' or redis.call('SADD', P .. 'unique:' .. ARGV[j], ARGV[j + 1]) == 1 then
+        lines[#lines + 1] = ARGV[j + 2]
+      else
+        duplicates = duplicates + 1
+      end
+    end
+    if #lines > 0 then
+      redis.call('XADD', P .. 'records', '*', 'p', table.concat(lines, '\\n'))
+    end
+  elseif n_records > 0 then
+    redis.call('XADD', P .. 'records', '*', 'p', ARGV[first_record])
+  end
+  for j = first_link, first_link + 4 * n_links - 1, 4 do
+    local added = add(ctx, ARGV[j], ARGV[j + 1], ARGV[j + 2], ARGV[j + 3], max_pages)
+    if added == 'seen' then tally['skipped:already seen'] = (tally['skipped:already seen'] or 0) + 1
+    elseif added == 'full' then
+      tally['skipped:max_pages'] = (tally['skipped:max_pages'] or 0) + 1
     end
   end
-  i = i + 3 * n_records + 1
-  local new, seen, full = 0, 0, 0
-  for j = i + 1, i + 4 * n_links, 4 do
-    local added = add(ARGV[j], ARGV[j + 1], ARGV[j + 2], ARGV[j + 3], max_pages, per_host)
-    if added == 'new' then new = new + 1 elseif added == 'seen' then seen = seen + 1
-    else full = full + 1 end
+  for j = first_count, first_count + 2 * n_counts - 1, 2 do
+    if ARGV[j] ~= 'records' then
+      tally[ARGV[j]] = (tally[ARGV[j]] or 0) + tonumber(ARGV[j + 1])
+    end
   end
-  for j = c + 1, c + 2 * n_counts, 2 do
-    local count = tonumber(ARGV[j + 1])
-    if ARGV[j] == 'records' then count = count - duplicates end
-    redis.call('HINCRBY', P .. 'stats', ARGV[j], count)
+  tally.records = tally.records + n_records - duplicates
+  tally.done = tally.done + 1
+  if duplicates > 0 then
+    tally['dropped:duplicate'] = (tally['dropped:duplicate'] or 0) + duplicates
   end
-  if duplicates > 0 then redis.call('HINCRBY', P .. 'stats', 'dropped:duplicate', duplicates) end
-  redis.call('HINCRBY', P .. 'stats', 'done', 1)
-  if seen > 0 then redis.call('HINCRBY', P .. 'stats', 'skipped:already seen', seen) end
-  if full > 0 then redis.call('HINCRBY', P .. 'stats', 'skipped:max_pages', full) end
-  refresh(host, per_host)
-  if new > 0 or redis.call('LLEN', P .. 'q:' .. host) > 0 or finished() then wake() end
   return 1 + duplicates, after
+end
+-- Write a step's counts and new links, refresh the hosts of its pages, and wake the waiting
+-- processes when the pages gave them something to do (new links, a host's queue, the end).
+local function settle(ctx, tally, hosts, per_host)
+  queued(ctx, per_host)
+  for name, count in pairs(tally) do
+    if count ~= 0 then redis.call('HINCRBY', P .. 'stats', name, count) end
+  end
+  local more = ctx.new > 0
+  for host in pairs(hosts) do
+    if not ctx.hosts[host] then refresh(host, per_host) end
+    if not more and redis.call('LLEN', P .. 'q:' .. host) > 0 then more = true end
+  end
+  if more or (next(hosts) ~= nil and finished()) then wake() end
 end
 """
 
@@ -176,9 +226,10 @@ STEP = (
     + COMMIT_PAGE
     + """
 -- ARGV: P, PROCESS, LIMIT, PER_HOST, DELAY_MS, JITTER_MS, LEASE_MS, MAX_ATTEMPTS, SEED,
---       MAX_PAGES, N_PAGES, then per page: TOKEN, N_RECORDS, (KEY_BUCKET, KEY, JSON)...,
+--       MAX_PAGES, N_PAGES, then per page: TOKEN, N_RECORDS, KEYED (0/1), then when KEYED
+--       (BUCKET, KEY, JSON) per record (BUCKET and KEY '' for a record without a key: it is
+--       always written), else the records' JSON lines joined by newlines (one argument);
 --       N_LINKS, (BUCKET, FINGERPRINT, HOST, JSON)..., N_COUNTS, (NAME, COUNT)...
---       (KEY_BUCKET and KEY are '' for a record without a unique: key: it is always written)
 -- Commits the N_PAGES pages (each as ``commit_page``), then claims up to LIMIT leases (none
 -- when LIMIT is 0). Returns {STATUS, WAIT_MS, SEEDED, N_PAGES, COMMITTED...,
 -- (TOKEN, HOST, JSON)...}: COMMITTED is 0 (lease not held) or 1 + the duplicates dropped;
@@ -187,6 +238,8 @@ STEP = (
 -- again, on equal terms with them, so that the slots a commit frees do not all go back to
 -- the process that committed); with no lease, WAIT_MS is how long until one may be had
 -- (-1: unknown) and PROCESS is woken through wake:PROCESS.
+-- A host whose next start needs no gap (no delay, jitter, Crawl-delay or pause) gives all
+-- the leases its free slots allow at once; else one, and the host waits for the gap.
 local proc, limit, per_host = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
 local delay, jitter, lease_ms = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
 local max_attempts, max_pages, n_pages = tonumber(ARGV[8]), tonumber(ARGV[10]), tonumber(ARGV[11])
@@ -194,10 +247,14 @@ local out = {0, -1, 0, n_pages}
 local others = n_pages > 0 and limit > 0 and redis.call('SCARD', P .. 'waiting')
   - redis.call('SISMEMBER', P .. 'waiting', proc) > 0
 local i = 12
-for k = 1, n_pages do
-  local committed
-  committed, i = commit_page(i, per_host, max_pages)
-  out[#out + 1] = committed
+if n_pages > 0 then
+  local ctx, tally, hosts = batch(), {records = 0, done = 0}, {}
+  for k = 1, n_pages do
+    local committed
+    committed, i = commit_page(i, ctx, tally, hosts, max_pages)
+    out[#out + 1] = committed
+  end
+  settle(ctx, tally, hosts, per_host)
 end
 if limit <= 0 then return out end
 if others then
@@ -218,25 +275,42 @@ for _, token in ipairs(expired) do
   end
 end
 math.randomseed(tonumber(ARGV[9]))
-while #out < first + 3 * limit do
+local claimed = 0
+while claimed < limit do
   local ready = redis.call('ZRANGEBYSCORE', P .. 'ready', '-inf', now, 'LIMIT', 0, 1)
   if #ready == 0 then break end
   local host = ready[1]
-  local item = redis.call('LPOP', P .. 'q:' .. host)
-  if item then
-    redis.call('DECR', P .. 'queued')
-    local attempts, body = split(item)
-    local token = redis.call('INCR', P .. 'token')
-    redis.call('ZADD', P .. 'leases', now + lease_ms, token)
-    redis.call('HSET', P .. 'lease', token, attempts .. '|' .. host .. '|' .. body)
-    redis.call('HINCRBY', P .. 'inflight', host, 1)
-    local gap = math.max(delay, num(redis.call('HGET', P .. 'crawldelay', host)))
-    if now < num(redis.call('HGET', P .. 'throttled', host)) then gap = math.max(gap, 1000) end
-    if jitter > 0 then gap = gap + math.floor(math.random() * jitter) end
+  local queue = P .. 'q:' .. host
+  local gap = math.max(delay, num(redis.call('HGET', P .. 'crawldelay', host)))
+  if now < num(redis.call('HGET', P .. 'throttled', host)) then gap = math.max(gap, 1000) end
+  if jitter > 0 then gap = gap + math.floor(math.random() * jitter) end
+  local take = 1
+  if gap == 0 and not gated(host) then
+    local free = per_host - num(redis.call('HGET', P .. 'inflight', host))
+    take = math.min(limit - claimed, free, 1000)  -- unpack() below has a stack limit
+  end
+  local items = redis.call('LRANGE', queue, 0, math.max(take, 1) - 1)
+  if #items > 0 then
+    redis.call('LTRIM', queue, #items, -1)
+    redis.call('DECRBY', P .. 'queued', #items)
+    local last = redis.call('INCRBY', P .. 'token', #items)
+    local expiries, held = {}, {}
+    for n, item in ipairs(items) do
+      local attempts, body = split(item)
+      local token = last - #items + n
+      expiries[#expiries + 1] = now + lease_ms
+      expiries[#expiries + 1] = token
+      held[#held + 1] = token
+      held[#held + 1] = attempts .. '|' .. host .. '|' .. body
+      out[#out + 1] = token
+      out[#out + 1] = host
+      out[#out + 1] = body
+    end
+    redis.call('ZADD', P .. 'leases', unpack(expiries))
+    redis.call('HSET', P .. 'lease', unpack(held))
+    redis.call('HINCRBY', P .. 'inflight', host, #items)
     redis.call('HSET', P .. 'next', host, now + gap)
-    out[#out + 1] = token
-    out[#out + 1] = host
-    out[#out + 1] = body
+    claimed = claimed + #items
   end
   refresh(host, per_host)
 end
@@ -339,18 +413,19 @@ if redis.call('GET', P .. 'seed:lock') ~= ARGV[2] then return -1 end
 local position, total = tonumber(ARGV[3]), tonumber(ARGV[4])
 local per_host, max_pages = tonumber(ARGV[5]), tonumber(ARGV[6])
 local n = tonumber(ARGV[8])
-local new, seen, last = 0, 0, ARGV[7] == '1'
+local ctx, seen, last = batch(), 0, ARGV[7] == '1'
 for k = 0, n - 1 do
   local j = 9 + 4 * k
-  local added = add(ARGV[j], ARGV[j + 1], ARGV[j + 2], ARGV[j + 3], max_pages, per_host)
-  if added == 'new' then new = new + 1 elseif added == 'seen' then seen = seen + 1
-  else
+  local added = add(ctx, ARGV[j], ARGV[j + 1], ARGV[j + 2], ARGV[j + 3], max_pages)
+  if added == 'seen' then seen = seen + 1
+  elseif added == 'full' then
     -- max_pages is reached: the start URLs not drawn are counted, not made.
     redis.call('HINCRBY', P .. 'stats', 'skipped:max_pages', total - position - k)
     last = true
     break
   end
 end
+queued(ctx, per_host)
 if seen > 0 then redis.call('HINCRBY', P .. 'stats', 'skipped:already seen', seen) end
 redis.call('SET', P .. 'seed:cursor', position + n)
 if last then
@@ -360,7 +435,7 @@ if last then
   return 0
 end
 redis.call('PEXPIRE', P .. 'seed:lock', 10000)
-if new > 0 then wake() end
+if ctx.new > 0 then wake() end
 return 1
 """
 )

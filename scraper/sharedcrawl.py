@@ -372,7 +372,7 @@ def _counts(
     records: list[Record], dropped: Counter[str], skipped: Counter[str], empty_kind: str | None
 ) -> dict[str, int]:
     """What one page adds to the crawl's counts in Redis (``RedisFrontier.commit``)."""
-    counts = {"pages": 1, "records": len(records)}
+    counts = {"pages": 1}  # the commit counts the records it writes
     counts.update((f"dropped:{reason}", n) for reason, n in dropped.items())
     counts.update((f"skipped:{reason}", n) for reason, n in skipped.items())
     if empty_kind is not None:

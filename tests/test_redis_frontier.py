@@ -268,6 +268,7 @@ def test_a_commit_adds_each_new_link_once(redis_server: RedisServer) -> None:
         assert {k.decode(): int(v) for k, v in stats.items()} == {
             "done": 3,
             "pages": 3,
+            "records": 2,
             "skipped:already seen": 7,
             "skipped:offsite": 1,
             "skipped:max_depth": 1,

@@ -15,6 +15,7 @@ import json
 import random
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -508,3 +509,95 @@ def test_redis_killed_and_restarted_mid_crawl_loses_and_repeats_nothing(tmp_path
 def _no_redis_url(monkeypatch: pytest.MonkeyPatch) -> None:
     """The processes get their URL from --redis only."""
     monkeypatch.delenv("REDIS_URL", raising=False)
+
+
+# -- Redis Cluster: one hash slot per crawl -----------------------------------------------------
+
+KEYLESS = {"PING", "TIME", "INFO", "SCRIPT", "CLIENT", "SELECT", "HELLO", "SCAN", "MULTI", "EXEC"}
+
+
+def command_keys(args: list[str]) -> list[str]:
+    """The keys a Redis command names (those of the commands this project sends)."""
+    name = args[0].upper()
+    if name in KEYLESS:
+        return []
+    if name in {"EVALSHA", "EVAL"}:
+        return args[3 : 3 + int(args[2])]
+    if name in {"DEL", "EXISTS", "UNLINK"}:
+        return args[1:]
+    if name == "BLPOP":
+        return args[1:-1]
+    if name == "XREAD":
+        streams = [a.upper() for a in args].index("STREAMS")
+        return args[streams + 1 : streams + 1 + (len(args) - streams - 1) // 2]
+    if name == "MEMORY":
+        return args[2:3]
+    return args[1:2]
+
+
+def test_every_key_of_a_crawl_is_in_one_cluster_hash_slot(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    """Every command that the processes, the exporter, ``status`` and ``reset`` send (those
+    inside the Lua scripts too, as MONITOR shows them) names only keys of the crawl's
+    ``{shop}`` hash tag, so Redis Cluster keeps the whole crawl on one node."""
+    from redis.crc import key_slot
+
+    monitor = socket.create_connection(("127.0.0.1", redis_server.port))
+    monitor.sendall(b"MONITOR\r\n")
+    seen: list[str] = []
+    done = threading.Event()
+
+    def listen() -> None:
+        buffer = b""
+        monitor.settimeout(0.2)
+        while not done.is_set():
+            with contextlib.suppress(TimeoutError):
+                buffer += monitor.recv(1 << 16)
+            *lines, buffer = buffer.split(b"\r\n")
+            seen.extend(line.decode("utf-8", "replace") for line in lines)
+
+    listener = threading.Thread(target=listen, daemon=True)
+    listener.start()
+    lists, items = 2, 4
+    try:
+        with shop_hosts(2, lists, items) as sites:
+            for site in sites:
+                site.add("/robots.txt", ROBOTS, content_type="text/plain")
+            yaml = shop_yaml(sites, lists, "robots: true").replace(
+                "      item:\n", "      item:\n        unique: [url]\n"
+            )
+            (tmp_path / "spiders.yaml").write_text(yaml, encoding="utf-8")
+            with Swarm(tmp_path, redis_server.url) as swarm:
+                swarm.start("-o", "out.jsonl")
+                swarm.start()
+                assert swarm.wait_all(40) == [0, 0], swarm.logs()
+            url = ("--redis", redis_server.url)
+            for command in (("status", "shop"), ("export", "shop", "--now", "-o", "again.jsonl")):
+                subprocess.run(
+                    [sys.executable, "-m", "scraper", *command, *url],
+                    cwd=tmp_path,
+                    capture_output=True,
+                    timeout=30,
+                    check=True,
+                )
+            subprocess.run(
+                [sys.executable, "-m", "scraper", "reset", "shop", "--yes", *url],
+                cwd=tmp_path,
+                capture_output=True,
+                timeout=30,
+                check=True,
+            )
+        time.sleep(0.5)
+    finally:
+        done.set()
+        listener.join(5)
+        monitor.close()
+    assert len(output_lines(tmp_path / "out.jsonl")) == 2 * (lists + lists * items)
+    commands = [re.findall(r'"((?:[^"\\]|\\.)*)"', line) for line in seen if '] "' in line]
+    keys = [key for args in commands if args for key in command_keys(args)]
+    names = {args[0].upper() for args in commands if args}
+    assert {"EVALSHA", "XADD", "XREAD", "BLPOP", "SADD", "DEL"} <= names, names
+    strangers = sorted({key for key in keys if not key.startswith("scraper:{shop}:")})
+    assert strangers == []
+    assert {key_slot(key.encode()) for key in keys} == {key_slot(b"scraper:{shop}:")}

@@ -320,6 +320,25 @@ def test_crawl_works_inside_a_running_event_loop(site: FixtureSite) -> None:
         asyncio.get_running_loop()
 
 
+def test_a_second_offline_crawl_at_once_is_refused_saying_why() -> None:
+    path = ROOT / "spiders.yaml"
+
+    async def two_at_once() -> str:
+        first = scraper.acrawl(path, "maoyan", offline=True)
+        await anext(first)  # the first replays; this loop is held while the second starts
+        with pytest.raises(scraper.ScraperError) as caught:
+            next(scraper.crawl(path, "douban", offline=True))
+        await first.aclose()
+        return str(caught.value)
+
+    assert asyncio.run(two_at_once()) == (
+        "another offline crawl is running in this process, and two cannot run at once: a "
+        "cassette is replayed by patching the HTTP libraries of the whole process. Finish or "
+        "close the first one, or run this one online."
+    )
+    assert len(list(scraper.crawl(path, "douban", offline=True))) == 250
+
+
 # -- stopping early -------------------------------------------------------------------------
 
 

@@ -29,7 +29,7 @@ from scraper.errors import SpecError
 if TYPE_CHECKING:
     from scraper.embed import Job
     from scraper.models import Record
-    from scraper.spec import SpiderFile, SpiderSpec
+    from scraper.spec import CrawlSettings, SpiderFile, SpiderSpec
     from scraper.stats import CrawlStats
 
 SpiderSource = Union[str, "os.PathLike[str]", Mapping[str, Any]]
@@ -42,8 +42,8 @@ _CRAWL_OPTIONS = ("offline", "cassette")
 class Spiders(Mapping[str, "SpiderSpec"]):
     """Spiders loaded by ``load_spiders``: a read-only mapping of name -> ``SpiderSpec``.
 
-    ``folder`` is where their callbacks (``spiders/NAME.py``) and cassettes
-    (``spiders/cassettes/NAME.yaml``) are found.
+    ``folder`` is where their callback modules (``spiders.maoyan:parse`` is in
+    ``spiders/maoyan.py`` there) and cassettes (``spiders/cassettes/NAME.yaml``) are.
     """
 
     file: SpiderFile
@@ -103,6 +103,7 @@ class RunResult:
 
     @classmethod
     def of(cls, spider: str, output: Path | None, stats: CrawlStats) -> RunResult:
+        """The result of a run of ``spider`` into ``output`` that counted ``stats``."""
         return cls(
             spider=spider,
             output=output,
@@ -306,7 +307,7 @@ def _job(
     return Job(spider, resolve_callbacks(spider, loaded.folder), replay)
 
 
-def _settings(function: str, spider: SpiderSpec, given: Mapping[str, Any]) -> Any:
+def _settings(function: str, spider: SpiderSpec, given: Mapping[str, Any]) -> CrawlSettings:
     """``spider``'s settings with those ``given`` as keyword arguments, read as YAML is."""
     import yaml
 

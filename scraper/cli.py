@@ -42,6 +42,7 @@ from scraper.console import (
     tell,
 )
 from scraper.errors import ScraperError
+from scraper.output import FORMATS
 
 DEFAULT_FILE = "spiders.yaml"
 
@@ -125,7 +126,14 @@ def _parser() -> argparse.ArgumentParser:
         "logs, progress and the stats summary go to stderr.",
     )
     run.add_argument("name", metavar="NAME", help="the spider to run")
-    run.add_argument("-o", "--output", metavar="PATH", help="write records here (default: stdout)")
+    run.add_argument(
+        "-o",
+        "--output",
+        metavar="PATH",
+        help="write records here, in the format of its extension: .jsonl (or any other), "
+        ".csv, .json, .db/.sqlite/.sqlite3 (default: stdout, as JSON Lines; -o - too)",
+    )
+    _output_options(run)
     replay = run.add_mutually_exclusive_group()
     replay.add_argument(
         "--offline",
@@ -281,7 +289,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     export.add_argument("name", metavar="NAME", help="the spider (and, by default, the crawl)")
     _redis_options(export, "the Redis holding the crawl (bare --redis: $REDIS_URL)")
-    export.add_argument("-o", "--output", metavar="PATH", help="write records here")
+    export.add_argument(
+        "-o",
+        "--output",
+        metavar="PATH",
+        help="write records here, in the format of its extension, as for run (default: stdout)",
+    )
+    _output_options(export)
     export.add_argument(
         "--now",
         action="store_true",
@@ -313,6 +327,30 @@ def _parser() -> argparse.ArgumentParser:
     reset.add_argument("-y", "--yes", action="store_true", help="do not ask")
     reset.set_defaults(handler=reset_command)
     return parser
+
+
+def _output_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--format",
+        choices=FORMATS,
+        help="the output's format, whatever -o's extension says",
+    )
+    parser.add_argument(
+        "--bom",
+        action="store_true",
+        help="start a CSV output with a UTF-8 byte order mark, so that Excel reads it as UTF-8",
+    )
+    parser.add_argument(
+        "--table",
+        metavar="NAME",
+        help="the table of a SQLite output (default: the spider's name)",
+    )
+    parser.add_argument(
+        "--key",
+        metavar="FIELD,...",
+        help="fields whose values identify a row of a SQLite output: a record whose key is "
+        "there updates that row (default: the spider's unique:)",
+    )
 
 
 def _redis_options(parser: argparse.ArgumentParser, what: str) -> None:

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     import httpx
 
     from scraper.callbacks import Callback
+    from scraper.output import OutputOptions
     from scraper.spec import SpiderSpec
     from scraper.stats import CrawlStats
 
@@ -74,13 +75,14 @@ def check_command(args: argparse.Namespace) -> int:
 
 
 def run_command(args: argparse.Namespace) -> int:
-    """``scraper run``: crawl one spider, records out as JSON Lines."""
+    """``scraper run``: crawl one spider, records out as JSON Lines (or -o's format)."""
     from scraper.callbacks import resolve_callbacks
     from scraper.crawler import run_spider
-    from scraper.output import open_output
+    from scraper.output import open_for_crawl, row_counts
     from scraper.spec import load_spiders
     from scraper.state import CrawlState
 
+    options = _output_options(args)
     spider_path = Path(args.file)
     spider = load_spiders(spider_path).get(args.name)
     callbacks = resolve_callbacks(spider, spider_path.parent)
@@ -103,19 +105,20 @@ def run_command(args: argparse.Namespace) -> int:
         return _run_workers(args, spider)
     with ExitStack() as stack:
         transport = _cassette(stack, args, spider)
-        state = None
         if args.output:
             state_path = Path(args.state or f"{args.output}.state")
             CrawlState.check_paths(state_path, Path(args.output))
             _claim(stack, args.output, "-o PATH")
             if args.resume:
                 _claim(stack, state_path, "--state PATH")
-                state = CrawlState.for_output(state_path, Path(args.output), spider.name)
-                stack.callback(state.close)
-            else:
-                CrawlState.remove(state_path)  # a fresh output makes an old state meaningless
-        writer = open_output(args.output, spider, append=state is not None)
-        stack.callback(writer.close)
+        writer, state = open_for_crawl(
+            stack,
+            args.output,
+            spider,
+            options=options,
+            resume=args.resume,
+            state_path=args.state,
+        )
         progress = Progress() if not args.quiet and sys.stderr.isatty() else None
         stats, stopped_by = run_spider(
             spider,
@@ -127,7 +130,20 @@ def run_command(args: argparse.Namespace) -> int:
         )
         if progress:
             progress.clear()
+        stats.rows = row_counts(writer)
     return _ended(args, stats, stopped_by)
+
+
+def _output_options(args: argparse.Namespace) -> OutputOptions:
+    """The output options of ``run`` and ``export`` (``-o -`` is stdout: ``output`` None)."""
+    from scraper.output import OutputOptions
+
+    if args.output == "-":
+        args.output = None
+    key = None
+    if args.key is not None:
+        key = tuple(name.strip() for name in args.key.split(","))
+    return OutputOptions(format=args.format, bom=args.bom, table=args.table, key=key)
 
 
 def _ended(args: argparse.Namespace, stats: CrawlStats, stopped_by: signal.Signals | None) -> int:
@@ -170,6 +186,7 @@ def _run_redis(args: argparse.Namespace, spider: SpiderSpec, callbacks: Callback
                 transport=transport,
                 on_progress=progress.show if progress else None,
                 lease_seconds=args.lease,
+                options=_output_options(args),
             )
         )
         if progress:
@@ -205,7 +222,9 @@ def _run_workers(args: argparse.Namespace, spider: SpiderSpec) -> int:
     started = time.monotonic()
     with ExitStack() as stack:
         _claim(stack, args.output, "-o PATH")
-        stats, codes = run_workers(args.workers, argv, spider, Path(args.output))
+        stats, codes = run_workers(
+            args.workers, argv, spider, Path(args.output), _output_options(args)
+        )
     stats.started = started
     stats.finished = time.monotonic()
     if not args.quiet:
@@ -231,18 +250,26 @@ def _redis_target(args: argparse.Namespace) -> tuple[SpiderSpec, str, str]:
 
 def export_command(args: argparse.Namespace) -> int:
     """``scraper export``: a Redis crawl's records, each once, without crawling."""
+    from scraper.output import row_counts
     from scraper.redisrun import export_only
 
+    options = _output_options(args)
     spider, url, crawl = _redis_target(args)
     if args.output is None and sys.stdout is None:
         raise ScraperError("stdout is closed, so the records have nowhere to go: add -o PATH.")
     with ExitStack() as stack:
         if args.output:
             _claim(stack, args.output, "-o PATH")
-        written, stopped_by = asyncio.run(
-            export_only(spider, url, crawl, args.output, until_now=args.now)
+        exporter, stopped_by = asyncio.run(
+            export_only(spider, url, crawl, args.output, until_now=args.now, options=options)
         )
-    log.info("exported %d records of crawl %r", written, crawl)
+    rows = row_counts(exporter.writer)
+    log.info(
+        "exported %d records of crawl %r%s",
+        exporter.written,
+        crawl,
+        f" ({rows['new']} new rows, {rows['updated']} updated)" if rows is not None else "",
+    )
     if stopped_by is not None:
         return EXIT_BY_SIGNAL.get(stopped_by, EXIT_FAILURES)
     return EXIT_OK

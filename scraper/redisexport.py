@@ -1,22 +1,27 @@
-"""A shared crawl's records out of Redis into one JSON Lines file, each exactly once.
+"""A shared crawl's records out of Redis into one output, each exactly once.
 
 Every process of a Redis crawl commits its pages' records to the crawl's record
 stream (``scraper.redisfrontier``); the exporter reads that stream in order and
-writes it to ``-o PATH``, whichever process fetched the pages. Beside the output
-it keeps ``PATH.redis-offset``: the crawl, the id of the last stream entry
+writes it to ``-o PATH`` in its format (``scraper.output``), whichever process
+fetched the pages. A file output (JSON Lines, CSV, JSON) keeps
+``PATH.redis-offset`` beside it: the crawl, the id of the last stream entry
 written, and the size of the output after it, replaced (write, then rename)
 after every batch. An exporter that is killed anywhere and started again cuts
 the output back to that size (dropping a batch written after the offset was
-saved) and reads on after that id, so no line is lost or written twice.
+saved, and a JSON array's closing bracket) and reads on after that id, so no
+record is lost or written twice. A SQLite output keeps the id in the database
+instead, in the transaction of the batch's rows (``_scraper_redis``).
 
-The records are written as the text the commit stored (the JSON Lines encoder's
-output, the same bytes ``scraper run -o`` writes), never decoded and re-encoded: a
-stream entry holds one record (field ``r``) or a page's records, one line each
-(field ``p``), and both are read. The exporter ends when the crawl is finished and
-the stream is drained (or, with ``until_now``, once it has written what the stream
-holds). Records stay in Redis
-until ``scraper reset``; exporting again from the start only takes a new path
-(or removing the offset file and the output).
+A stream entry holds one record (field ``r``) or a page's records, one line each
+(field ``p``), as the JSON Lines encoder wrote them, and both are read. JSON Lines
+gets that text as stored, never decoded and re-encoded (the same bytes ``scraper
+run -o`` writes); the other formats decode it. The stream keeps no page URL, so
+SQLite's ``_url`` is empty for an exported record, and ``_fetched_at`` is the time
+its page was committed (the entry id's). The exporter ends when the crawl is
+finished and the stream is drained (or, with ``until_now``, once it has written
+what the stream holds). Records stay in Redis until ``scraper reset``; exporting
+again from the start only takes a new path (or removing the offset file and the
+output).
 """
 
 from __future__ import annotations
@@ -31,7 +36,11 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from scraper.errors import OutputError, ScraperError
+from scraper.models import Record
+from scraper.output import OutputOptions, output_format
 from scraper.output.jsonl import JsonLinesWriter
+from scraper.output.sqlite import SqliteOutput, stream_time
+from scraper.spec import SpiderSpec
 
 log = logging.getLogger("scraper")
 T = TypeVar("T")
@@ -58,34 +67,35 @@ class RecordStream(Protocol):
     async def finished(self) -> bool: ...
 
 
-async def read_lines(
+Entry = tuple[str, bytes, int]
+"""A stream entry: its id, its records as JSON Lines text (each line ending in a newline,
+as stored) and how many records that is."""
+
+
+async def read_entries(
     stream: RecordStream, after: str, count: int, block_seconds: float
-) -> tuple[str, bytes, int]:
+) -> list[Entry]:
     """Up to ``count`` stream entries after id ``after``, blocking up to ``block_seconds``
-    while there are none: the last id read, their records as JSON Lines text (each line
-    ending in a newline, as stored) and how many records that is."""
+    while there are none."""
     block = max(1, int(block_seconds * 1000)) if block_seconds > 0 else None
     key = stream.key("records")
     reply: Any = await stream._retry(
         lambda: stream.client.xread({key: after}, count=count, block=block)
     )
-    lines: list[bytes] = []
-    records = 0
-    for _stream, entries in reply or ():
-        for entry_id, fields in entries:
-            after = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+    entries: list[Entry] = []
+    for _stream, items in reply or ():
+        for entry_id, fields in items:
+            name = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
             text = fields.get(b"r")
             if text is not None:
-                lines.append(text)
-                records += 1
+                entries.append((name, text + b"\n", 1))
                 continue
             page = fields.get(b"p")
             if page:  # a page's records, one line each
-                lines.append(page)
-                records += page.count(b"\n") + 1
-    if lines:
-        lines.append(b"")
-    return after, b"\n".join(lines), records
+                entries.append((name, page + b"\n", page.count(b"\n") + 1))
+            else:
+                entries.append((name, b"", 0))
+    return entries
 
 
 @dataclass(frozen=True)
@@ -121,11 +131,13 @@ class ExportOffset:
 
 
 class RecordExporter:
-    """Writes the records of ``crawl`` from ``stream`` to ``output`` (None: stdout).
+    """Writes the records of ``crawl`` from ``stream`` to ``output`` (None: stdout), in
+    the format ``options`` choose (see ``scraper.output.open_output``).
 
-    A file output keeps its offset beside it (``PATH.redis-offset``) unless
-    ``keep_offset`` is False (``--workers``, whose crawl dies with its run):
-    then, as for stdout, every record is written from the start of the stream.
+    A file output keeps its offset beside it (``PATH.redis-offset``), a SQLite output
+    in its database, unless ``keep_offset`` is False (``--workers``, whose crawl dies
+    with its run): then, as for stdout, every record is written from the start of the
+    stream.
     """
 
     def __init__(
@@ -133,16 +145,23 @@ class RecordExporter:
         stream: RecordStream,
         crawl: str,
         output: str | Path | None,
+        spider: SpiderSpec,
         *,
+        options: OutputOptions | None = None,
         keep_offset: bool = True,
     ) -> None:
+        options = options or OutputOptions()
         self.stream = stream
         self.crawl = crawl
+        self.keep_offset = keep_offset
         self.written = 0
         """Records written by this exporter (not counting a run it continues)."""
-        path = Path(output) if output is not None else None
+        path = None if output is None or str(output) == "-" else Path(output)
+        in_table = output_format(output, options.format) == "sqlite"
         self.offset_path = (
-            path.with_name(path.name + OFFSET_SUFFIX) if path is not None and keep_offset else None
+            path.with_name(path.name + OFFSET_SUFFIX)
+            if path is not None and keep_offset and not in_table
+            else None
         )
         self.after = "0"
         offset = ExportOffset.load(self.offset_path) if self.offset_path else None
@@ -155,7 +174,9 @@ class RecordExporter:
             assert path is not None
             _cut_back(path, offset.size, self.offset_path)
             self.after = offset.after
-        self.writer = JsonLinesWriter(path, append=offset is not None)
+        self.writer = options.open(path, spider, append=offset is not None)
+        if isinstance(self.writer, SqliteOutput) and keep_offset:
+            self.after = self.writer.redis_after(crawl)
         if offset is None and self.offset_path is not None:
             self._save()  # the output is fresh: an old offset beside it would lie
 
@@ -169,11 +190,11 @@ class RecordExporter:
             ending = until_now or (stop is not None and stop.is_set())
             if not ending:
                 ending = await self.stream.finished()
-            after, lines, records = await read_lines(
+            entries = await read_entries(
                 self.stream, self.after, BATCH, DRAIN_WAIT if ending else WAIT
             )
-            if after != self.after:
-                self._write(after, lines, records)
+            if entries:
+                self._write(entries)
             elif ending:
                 return self.written
 
@@ -181,10 +202,19 @@ class RecordExporter:
         """Close the output."""
         self.writer.close()
 
-    def _write(self, after: str, lines: bytes, records: int) -> None:
-        # No await between writing the lines and saving the offset: a task cancelled
-        # here (a stop signal) never leaves lines the offset does not cover.
-        self.writer.write_encoded(lines, records)
+    def _write(self, entries: list[Entry]) -> None:
+        # No await between writing the records and saving the offset: a task cancelled
+        # here (a stop signal) never leaves records the offset does not cover.
+        after = entries[-1][0]
+        records = sum(count for _, _, count in entries)
+        writer = self.writer
+        if isinstance(writer, JsonLinesWriter):
+            writer.write_encoded(b"".join(text for _, text, _ in entries), records)
+        elif isinstance(writer, SqliteOutput):
+            pages = [(_decoded(text), None, stream_time(name)) for name, text, _ in entries]
+            writer.write_pages(pages, redis=(self.crawl, after) if self.keep_offset else None)
+        else:
+            writer.write([r for _, text, _ in entries for r in _decoded(text)])
         self.written += records
         self.after = after
         if self.offset_path is not None:
@@ -193,6 +223,11 @@ class RecordExporter:
     def _save(self) -> None:
         assert self.offset_path is not None
         ExportOffset(self.crawl, self.after, self.writer.size).save(self.offset_path)
+
+
+def _decoded(lines: bytes) -> list[Record]:
+    """The records of JSON Lines text as the stream holds it."""
+    return [json.loads(line) for line in lines.splitlines() if line]
 
 
 def _cut_back(path: Path, size: int, offset_path: Path | None) -> None:

@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from scraper.errors import ScraperError
+from scraper.output import row_counts
 from scraper.redisexport import RecordExporter
 from scraper.redisurl import shown
 from scraper.stopping import add_stop_handlers, remove_stop_handlers
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
     import httpx
 
     from scraper.callbacks import Callback
+    from scraper.output import OutputOptions
     from scraper.redisfrontier import RedisFrontier
     from scraper.spec import SpiderSpec
     from scraper.stats import CrawlStats
@@ -83,14 +85,18 @@ async def crawl_and_export(
     transport: httpx.AsyncBaseTransport | None,
     on_progress: Callable[[CrawlStats], None] | None,
     lease_seconds: float = 30.0,
+    options: OutputOptions | None = None,
 ) -> tuple[CrawlStats, signal.Signals | None]:
     """``run --redis``: join the crawl and work on it until it is finished (or a stop
-    signal); with ``output``, write every record of the crawl there meanwhile."""
+    signal); with ``output``, write every record of the crawl there meanwhile (in the
+    format ``options`` choose)."""
     from scraper.sharedcrawl import SharedCrawler
 
     frontier = await connect(url, crawl, spider, lease_seconds=lease_seconds)
     try:
-        exporter = RecordExporter(frontier, crawl, output) if output else None
+        exporter = (
+            RecordExporter(frontier, crawl, output, spider, options=options) if output else None
+        )
         crawler = SharedCrawler(
             spider, frontier, callbacks=callbacks, transport=transport, on_progress=on_progress
         )
@@ -112,6 +118,7 @@ async def crawl_and_export(
                 await exporting  # the crawl is finished: write all of it
             else:
                 await asyncio.wait({exporting}, timeout=EXPORT_GRACE)
+            stats.rows = row_counts(exporter.writer)
             return stats, crawler.stopped_by
         finally:
             for task in (crawling, exporting):
@@ -123,12 +130,19 @@ async def crawl_and_export(
 
 
 async def export_only(
-    spider: SpiderSpec, url: str, crawl: str, output: str | None, *, until_now: bool
-) -> tuple[int, signal.Signals | None]:
-    """``scraper export``: write the crawl's records; the count written and the stop signal."""
+    spider: SpiderSpec,
+    url: str,
+    crawl: str,
+    output: str | None,
+    *,
+    until_now: bool,
+    options: OutputOptions | None = None,
+) -> tuple[RecordExporter, signal.Signals | None]:
+    """``scraper export``: write the crawl's records; the exporter (closed: its counts) and
+    the stop signal."""
     frontier = await connect(url, crawl, spider)
     try:
-        exporter = RecordExporter(frontier, crawl, output)
+        exporter = RecordExporter(frontier, crawl, output, spider, options=options)
         exporting = asyncio.create_task(exporter.run(until_now=until_now))
         stopped_by: list[signal.Signals] = []
 
@@ -143,7 +157,7 @@ async def export_only(
         finally:
             remove_stop_handlers(installed)
             exporter.close()
-        return exporter.written, (stopped_by[0] if stopped_by else None)
+        return exporter, (stopped_by[0] if stopped_by else None)
     finally:
         await frontier.close()
 

@@ -10,6 +10,9 @@ that dies between the two leaves records past the noted size: resuming cuts the
 output back to it and fetches that page again, so every record ends up in the
 output exactly once. An output changed since (a line added, the file replaced)
 fails the checksum, and the resume is refused rather than cutting it anywhere.
+A SQLite output counts the pages it holds instead of bytes, and keeps in its own
+database what undoes its last page (``scraper.output.sqlite``): the state notes
+that count, and the output rewinds itself to it.
 
 A state file that cannot be read (damaged, truncated, not a state at all) is
 refused with an error naming it, when it is opened or when its rows are read.
@@ -115,30 +118,36 @@ class CrawlState:
         self._output_fd = -1
 
     @classmethod
-    def for_output(cls, path: Path, output: Path, spider: str) -> CrawlState:
+    def for_output(
+        cls, path: Path, output: Path, spider: str, *, in_bytes: bool = True
+    ) -> CrawlState:
         """The state of the crawl writing ``output``: resumed if ``path`` exists, else new.
 
         Resuming cuts ``output`` back to what the state vouches for (records of
         pages not marked done are fetched again), once its bytes up to there are
-        found unchanged; a new state starts a new output.
+        found unchanged; a new state starts a new output. An output that does not
+        count its size ``in_bytes`` (a SQLite table, which counts pages) is neither
+        cut nor removed here: it is rewound to ``output_size`` by its own means.
         """
         cls.check_paths(path, output)
-        if output.exists() and not stat.S_ISREG(output.stat().st_mode):
+        if in_bytes and output.exists() and not stat.S_ISREG(output.stat().st_mode):
             raise ScraperError(
                 f"--resume needs the output to be a regular file, and {output} is not one "
                 "(a pipe or a device cannot be cut back to the last complete page)."
             )
         resuming = path.is_file()
-        state = cls(path, spider, output)
+        state = cls(path, spider, output if in_bytes else None)
         if not resuming:
-            output.unlink(missing_ok=True)
+            if in_bytes:
+                output.unlink(missing_ok=True)
             return state
-        try:
-            state._check_output()
-        except ScraperError:
-            state.close()
-            raise
-        os.truncate(output, state.output_size)
+        if in_bytes:
+            try:
+                state._check_output()
+            except ScraperError:
+                state.close()
+                raise
+            os.truncate(output, state.output_size)
         # Resuming is the normal use of --resume, a finished crawl included: not a warning.
         done, left = state.progress()
         if left:

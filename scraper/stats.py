@@ -25,6 +25,8 @@ class CrawlStats:
     empty_urls: dict[str, list[str]] = field(default_factory=dict)
     started: float = field(default_factory=time.monotonic)
     finished: float | None = None
+    rows: Counter[str] | None = None
+    """Rows a SQLite output added (``new``) and ``updated``; None for other outputs."""
 
     def merge(self, other: CrawlStats) -> None:
         """Add ``other``'s counts to these (the shares of several worker processes)."""
@@ -88,6 +90,9 @@ class CrawlStats:
             f"records written: {self.records}",
             f"records dropped: {sum(self.dropped.values())}{_by_reason(self.dropped)}",
         ]
+        if self.rows is not None:
+            new, updated = self.rows["new"], self.rows["updated"]
+            lines.insert(3, f"rows:            {new} new, {updated} updated")
         if self.skipped:
             lines.append(f"links skipped:   {sum(self.skipped.values())}{_by_reason(self.skipped)}")
         for kind, count in self.empty_pages.most_common():

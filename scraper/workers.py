@@ -28,9 +28,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from scraper.errors import ScraperError
+from scraper.output import row_counts
 from scraper.stats import CrawlStats
 
 if TYPE_CHECKING:
+    from scraper.output import OutputOptions
+    from scraper.redisexport import RecordExporter
     from scraper.spec import SpiderSpec
 
 SERVER_START = 10.0
@@ -40,23 +43,30 @@ PR_SET_PDEATHSIG = 1  # Linux prctl(2)
 
 
 def run_workers(
-    count: int, argv: Sequence[str], spider: SpiderSpec, output: Path
+    count: int,
+    argv: Sequence[str],
+    spider: SpiderSpec,
+    output: Path,
+    options: OutputOptions | None = None,
 ) -> tuple[CrawlStats, list[int]]:
     """Run ``scraper run`` ``count`` times with ``argv`` on one embedded Redis crawl,
-    exporting its records to ``output``; the added-up stats and the workers' exit codes."""
+    exporting its records to ``output`` (in the format ``options`` choose); the added-up
+    stats and the workers' exit codes."""
     with tempfile.TemporaryDirectory(prefix="scraper-workers-") as folder:
         server = EmbeddedRedis(Path(folder))
         url = server.start()
         try:
             stats_files = [Path(folder) / f"{index}.json" for index in range(count)]
-            codes, written = asyncio.run(_work(count, argv, spider, url, output, stats_files))
+            work = _work(count, argv, spider, url, output, options, stats_files)
+            codes, exporter = asyncio.run(work)
         finally:
             server.stop()
         total = CrawlStats()
         for path in stats_files:
             if path.exists():
                 total.merge(CrawlStats.from_json(path.read_text(encoding="utf-8")))
-    total.records = written  # what the output holds, whichever worker committed it
+    total.records = exporter.written  # what the output holds, whichever worker committed it
+    total.rows = row_counts(exporter.writer)
     return total, codes
 
 
@@ -66,15 +76,18 @@ async def _work(
     spider: SpiderSpec,
     url: str,
     output: Path,
+    options: OutputOptions | None,
     stats_files: list[Path],
-) -> tuple[list[int], int]:
+) -> tuple[list[int], RecordExporter]:
     from scraper.redisexport import RecordExporter
     from scraper.redisfrontier import RedisFrontier
 
     crawl = spider.name
     frontier = await RedisFrontier.connect(url, crawl, spider)
     try:
-        exporter = RecordExporter(frontier, crawl, output, keep_offset=False)
+        exporter = RecordExporter(
+            frontier, crawl, output, spider, options=options, keep_offset=False
+        )
         workers = [
             await asyncio.create_subprocess_exec(
                 sys.executable,
@@ -102,7 +115,7 @@ async def _work(
                 exporting.result()  # raises it
             codes = await waiting
             stop.set()  # every worker is done: write what they committed, then stop
-            written = await exporting
+            await exporting
         finally:
             for signum in forwarded:
                 loop.remove_signal_handler(signum)
@@ -110,7 +123,7 @@ async def _work(
             _forward(workers, signal.SIGKILL)  # only those still running: after an error
             await asyncio.gather(exporting, waiting, return_exceptions=True)
             exporter.close()
-        return [code if code >= 0 else 1 for code in codes], written
+        return [code if code >= 0 else 1 for code in codes], exporter
     finally:
         await frontier.close()
 

@@ -176,7 +176,7 @@ class Collected:
     def __init__(self) -> None:
         self.records: list[Record] = []
 
-    def write(self, records: Iterable[Record]) -> Counter[str]:
+    def write(self, records: Iterable[Record], *, url: str | None = None) -> Counter[str]:
         self.records.extend(records)
         return Counter()
 

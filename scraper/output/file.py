@@ -60,12 +60,17 @@ class OutputFile:
             self.size = os.lseek(self._fd, 0, os.SEEK_END)
             check_space(path)
 
-    def tail(self, count: int) -> bytes:
-        """The last ``count`` bytes of a regular file (b"" for anything else)."""
-        if not self.regular or self.size == 0:
-            return b""
-        start = max(0, self.size - count)
-        return os.pread(self._fd, self.size - start, start)
+    def read(self, start: int, end: int) -> bytes:
+        """Bytes ``start`` to ``end`` of a regular file (b"" for anything else)."""
+        return os.pread(self._fd, max(0, end - start), start) if self.regular else b""
+
+    def cut(self, size: int) -> None:
+        """Cut a regular file back to ``size`` bytes (what follows goes after them)."""
+        try:
+            os.ftruncate(self._fd, size)
+        except OSError as exc:
+            raise OutputError(f"cannot write the output {self.name}: {exc.strerror}.") from None
+        self.size = size
 
     def write(self, data: bytes, records_before: int) -> None:
         """Write ``data`` whole, or cut the file back and raise ``OutputError`` saying that

@@ -29,6 +29,7 @@ from scraper.errors import SpecError
 if TYPE_CHECKING:
     from scraper.embed import Job
     from scraper.models import Record
+    from scraper.output import OutputOptions
     from scraper.spec import CrawlSettings, SpiderFile, SpiderSpec
     from scraper.stats import CrawlStats
 
@@ -92,6 +93,9 @@ class RunResult:
     """Pages whose pattern matched nothing, by page kind."""
     elapsed: float
     """Seconds the crawl took."""
+    rows: Mapping[str, int] | None
+    """Rows a SQLite output added and updated (``{"new": 58, "updated": 2}``); ``None``
+    for other outputs."""
     exit_status: int
     summary: str
     """The summary ``scraper run`` prints, one fact a line."""
@@ -114,6 +118,7 @@ class RunResult:
             skipped=dict(stats.skipped),
             no_match=dict(stats.empty_pages),
             elapsed=stats.elapsed,
+            rows=None if stats.rows is None else dict(stats.rows),
             exit_status=1 if stats.failures else 0,
             summary=stats.summary(),
         )
@@ -220,6 +225,7 @@ def run(
     from contextlib import ExitStack
 
     from scraper.embed import run_in_thread
+    from scraper.output import OutputOptions
     from scraper.output.lock import RunLock
     from scraper.state import CrawlState
 
@@ -227,7 +233,8 @@ def run(
     path = None if output is None or str(output) == "-" else Path(output)
     if resume and path is None:
         raise TypeError("run(resume=True) needs an output file: add output=PATH.")
-    opening = {"format": format, "bom": bom, "table": table, "key": key}
+    keys = None if key is None else (key,) if isinstance(key, str) else tuple(key)
+    options = OutputOptions(format=format, bom=bom, table=table, key=keys)
     with ExitStack() as stack:
         if path is not None:
             state_path = Path(f"{path}.state")
@@ -236,12 +243,12 @@ def run(
                 lock = RunLock.claim(claimed, "path")
                 if lock is not None:
                     stack.callback(lock.release)
-        stats = run_in_thread(lambda: _into_output(job, output, resume, opening))
+        stats = run_in_thread(lambda: _into_output(job, output, resume, options))
     return RunResult.of(job.spider.name, path, stats)
 
 
 async def _into_output(
-    job: Job, output: str | Path | None, resume: bool, opening: Mapping[str, Any]
+    job: Job, output: str | Path | None, resume: bool, options: OutputOptions
 ) -> CrawlStats:
     """Crawl ``job`` into ``output`` as ``scraper run -o`` does (``None``: nowhere).
 
@@ -250,24 +257,15 @@ async def _into_output(
     """
     from contextlib import ExitStack
 
-    from scraper.output import open_output
-    from scraper.state import CrawlState
+    from scraper.output import open_for_crawl, row_counts
 
     if output is None:
         return await job.crawl(_Counted())
     with ExitStack() as stack:
-        state = None
-        if str(output) != "-":
-            path = Path(output)
-            state_path = Path(f"{path}.state")
-            if resume:
-                state = CrawlState.for_output(state_path, path, job.spider.name)
-                stack.callback(state.close)
-            else:
-                CrawlState.remove(state_path)  # a fresh output makes an old state meaningless
-        writer = open_output(output, job.spider, append=state is not None, **opening)
-        stack.callback(writer.close)
-        return await job.crawl(writer, state=state)
+        writer, state = open_for_crawl(stack, output, job.spider, options=options, resume=resume)
+        stats = await job.crawl(writer, state=state)
+        stats.rows = row_counts(writer)
+        return stats
 
 
 class _Counted:

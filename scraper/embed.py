@@ -30,7 +30,7 @@ from scraper.stopping import no_stop_handlers
 
 if TYPE_CHECKING:
     from scraper.callbacks import Callback
-    from scraper.export import RecordSink
+    from scraper.output import RecordSink
     from scraper.spec import SpiderSpec
     from scraper.state import CrawlState
     from scraper.stats import CrawlStats

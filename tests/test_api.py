@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import csv
 import gc
 import json
 import re
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -251,6 +253,50 @@ def test_run_resume_continues_an_output(site: FixtureSite, tmp_path: Path) -> No
     lines = out.read_text(encoding="utf-8").splitlines()
     assert sorted(json.loads(line)["item"] for line in lines) == items(6)
     assert (first.pages, again.pages) == (2, 4)
+
+
+def test_run_into_sqlite_counts_new_and_updated_rows(site: FixtureSite, tmp_path: Path) -> None:
+    out = tmp_path / "items.db"
+    spiders = item_site(site, 3)
+    first = scraper.run(spiders, "items", output=out, key="item")
+    again = scraper.run(spiders, "items", output=out, key=["item"])
+    assert (first.rows, again.rows) == ({"new": 30, "updated": 0}, {"new": 0, "updated": 30})
+    assert "rows:            0 new, 30 updated" in again.summary.splitlines()
+    with contextlib.closing(sqlite3.connect(out)) as db:
+        stored = [row[0] for row in db.execute("select item from items order by item")]
+    assert stored == items(3)
+
+
+def test_run_chooses_the_format_by_extension_or_format(site: FixtureSite, tmp_path: Path) -> None:
+    spiders = item_site(site, 2)
+    scraper.run(spiders, "items", output=tmp_path / "items.csv")
+    scraper.run(spiders, "items", output=tmp_path / "items.txt", format="json")
+    with (tmp_path / "items.csv").open(encoding="utf-8", newline="") as file:
+        assert sorted(row["item"] for row in csv.DictReader(file)) == items(2)
+    array = json.loads((tmp_path / "items.txt").read_text(encoding="utf-8"))
+    assert sorted(record["item"] for record in array) == items(2)
+
+
+def test_run_to_stdout_writes_json_lines(
+    site: FixtureSite, capsys: pytest.CaptureFixture[str]
+) -> None:
+    result = scraper.run(item_site(site, 2), "items", output="-")
+    lines = capsys.readouterr().out.splitlines()
+    assert sorted(json.loads(line)["item"] for line in lines) == items(2)
+    assert (result.output, result.rows) == (None, None)
+
+
+def test_an_output_that_cannot_be_written_is_an_output_error(
+    site: FixtureSite, tmp_path: Path
+) -> None:
+    out = tmp_path / "missing" / "items.jsonl"
+    with pytest.raises(scraper.OutputError) as caught:
+        scraper.run(item_site(site, 2), "items", output=out)
+    assert str(caught.value) == (
+        f"cannot write the output {out}: No such file or directory. "
+        "Choose a path in a writable folder with -o PATH."
+    )
+    assert page_requests(site) == 0
 
 
 # -- two crawls in one process --------------------------------------------------------------

@@ -94,7 +94,7 @@ class Step:
     duplicates: list[int]  # one per page given: its records dropped by ``unique:``
     leases: list[Lease]
     finished: bool  # nothing queued, nothing leased, seeding done
-    deferred: bool  # pages committed, no claim: other processes were waiting (claim again)
+    shared: bool  # other processes were waiting: the claim was cut to this process's share
     wait_ms: int  # with no lease: until one may be had (-1: unknown)
     seeded: bool
 
@@ -242,7 +242,7 @@ class RedisFrontier:
                 for token, host, body in _triples(reply[4 + count :])
             ],
             finished=int(reply[0]) == 1,
-            deferred=int(reply[0]) == 2,
+            shared=int(reply[0]) == 2,
             wait_ms=int(reply[1]),
             seeded=bool(int(reply[2])),
         )

@@ -233,19 +233,22 @@ STEP = (
 -- Commits the N_PAGES pages (each as ``commit_page``), then claims up to LIMIT leases (none
 -- when LIMIT is 0). Returns {STATUS, WAIT_MS, SEEDED, N_PAGES, COMMITTED...,
 -- (TOKEN, HOST, JSON)...}: COMMITTED is 0 (lease not held) or 1 + the duplicates dropped;
--- STATUS 1 when the crawl is finished, 2 when the pages were committed but nothing claimed
--- because other processes were waiting for leases (they are woken: the caller claims
--- again, on equal terms with them, so that the slots a commit frees do not all go back to
--- the process that committed); with no lease, WAIT_MS is how long until one may be had
--- (-1: unknown) and PROCESS is woken through wake:PROCESS.
+-- STATUS 1 when the crawl is finished, 2 when the claim was cut to a share (below); with
+-- no lease, WAIT_MS is how long until one may be had (-1: unknown) and PROCESS is woken
+-- through wake:PROCESS. When other processes are
+-- waiting for leases, they are woken and this call claims only its share of the slots its
+-- pages free (their number over the processes, rounded up), so that the slots a commit
+-- frees do not all go back to the process that committed.
 -- A host whose next start needs no gap (no delay, jitter, Crawl-delay or pause) gives all
 -- the leases its free slots allow at once; else one, and the host waits for the gap.
 local proc, limit, per_host = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
 local delay, jitter, lease_ms = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
 local max_attempts, max_pages, n_pages = tonumber(ARGV[8]), tonumber(ARGV[10]), tonumber(ARGV[11])
 local out = {0, -1, 0, n_pages}
-local others = n_pages > 0 and limit > 0 and redis.call('SCARD', P .. 'waiting')
-  - redis.call('SISMEMBER', P .. 'waiting', proc) > 0
+local others = 0
+if n_pages > 0 and limit > 0 then
+  others = redis.call('SCARD', P .. 'waiting') - redis.call('SISMEMBER', P .. 'waiting', proc)
+end
 local i = 12
 if n_pages > 0 then
   local ctx, tally, hosts = batch(), {records = 0, done = 0}, {}
@@ -257,10 +260,10 @@ if n_pages > 0 then
   settle(ctx, tally, hosts, per_host)
 end
 if limit <= 0 then return out end
-if others then
+if others > 0 then
   wake()
+  limit = math.min(limit, math.ceil(n_pages / (others + 1)))
   out[1] = 2
-  return out
 end
 local first = #out
 local now = now_ms()

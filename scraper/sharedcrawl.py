@@ -11,7 +11,8 @@ it is busy). The claim hands out only requests whose host allows a start now
 across all processes (``per_host``, ``delay``/``jitter``, ``Crawl-delay``, a
 pause after 429/503), so this loop keeps no per-host slots of its own; when
 other processes wait for leases, a commit does not keep the slots it frees but
-wakes them and claims again on equal terms. With nothing to claim, the pump
+wakes them and claims only its share of the slots it freed, and claims
+again when one of its pages ends. With nothing to claim, the pump
 waits for a page of its own to finish, or, holding none, on its wake list.
 
 Each lease is worked as in ``scraper.crawl``: robots.txt (fetched once per
@@ -214,7 +215,10 @@ class SharedCrawler:
                     task = asyncio.create_task(self._work(fetcher, lease))
                     self._held[task] = lease
                     task.add_done_callback(self._release)
-                if step.leases or step.deferred or free <= 0:
+                if step.shared and self._held:  # the others take the rest of the slots
+                    await self._kick.wait()  # claim again when a page of ours ends
+                    continue
+                if step.leases or free <= 0:
                     await asyncio.sleep(0)  # let the pages just committed end their tasks
                     continue
                 if step.finished:

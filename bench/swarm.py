@@ -6,6 +6,11 @@ exports the crawl's records), and reaps every one, so the CPU time ``launch.py``
 ``os.wait4`` is the sum of all N (Linux adds a process's reaped children to its own usage)
 and the wall time runs until the last one has exited. The exit status is the worst of
 theirs. Standard library only.
+
+``swarm.py --split N OUTPUT -- CMD...`` runs N copies that do not share anything: copy I
+gets ``{i}`` in its arguments replaced by I and ``-o OUTPUT.I``; OUTPUT is their files
+joined once all have exited (the scale-out scenario's "machine limit": N independent
+crawls of one part of the site each).
 """
 
 import os
@@ -13,12 +18,18 @@ import sys
 
 
 def main() -> None:
-    copies, output, separator, *command = sys.argv[1:]
+    arguments = sys.argv[1:]
+    split = arguments[:1] == ["--split"]
+    copies, output, separator, *command = arguments[split:]
     if separator != "--" or not command:
-        sys.exit("usage: swarm.py N OUTPUT -- COMMAND [ARG ...]")
+        sys.exit("usage: swarm.py [--split] N OUTPUT -- COMMAND [ARG ...]")
     pids = []
     for number in range(int(copies)):
-        argv = [*command, "-o", output] if number == 0 else command
+        if split:
+            argv = [a.replace("{i}", str(number)) for a in command]
+            argv += ["-o", f"{output}.{number}"]
+        else:
+            argv = [*command, "-o", output] if number == 0 else command
         pid = os.fork()
         if pid == 0:
             try:
@@ -31,6 +42,11 @@ def main() -> None:
         _, status = os.waitpid(pid, 0)
         code = os.waitstatus_to_exitcode(status)
         worst = code if worst == 0 or (code and abs(code) > abs(worst)) else worst
+    if split:
+        with open(output, "wb") as joined:
+            for number in range(int(copies)):
+                with open(f"{output}.{number}", "rb") as part:
+                    joined.write(part.read())
     sys.exit(worst)
 
 

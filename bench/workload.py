@@ -108,6 +108,23 @@ def write_board_spiders(path: Path, base: str, pages: int, concurrency: int) -> 
     path.write_text(_SETTINGS.format(concurrency=concurrency) + spiders, encoding="utf-8")
 
 
+def write_board_parts(path: Path, base: str, pages: int, concurrency: int, parts: int) -> None:
+    """Write spiders ``board_part0`` ... ``board_part{parts - 1}``: the ``board`` spider's
+    pages cut into ``parts`` ranges, one spider each (independent crawls of one site)."""
+    write_board_spiders(path, base, pages, concurrency)
+    text = path.read_text(encoding="utf-8")
+    board = text[text.index("  board:\n") : text.index("  board_follow:\n")]
+    blocks = []
+    for part in range(parts):
+        first, end = 1 + pages * part // parts, 1 + pages * (part + 1) // parts
+        blocks.append(
+            board.replace("  board:\n", f"  board_part{part}:\n", 1).replace(
+                f"{{range: [1, {pages + 1}]}}", f"{{range: [{first}, {end}]}}", 1
+            )
+        )
+    path.write_text(text[: text.index("  board:\n")] + "".join(blocks), encoding="utf-8")
+
+
 def write_tiny_spider(path: Path, base: str, count: int, concurrency: int) -> None:
     """Write the spider file with ``tiny``: tiny pages ``0 .. count - 1`` from a template."""
     spiders = f"""  tiny:

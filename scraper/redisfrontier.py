@@ -34,14 +34,12 @@ mid-crawl every call waits and retries with back-off, logging it once.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import hashlib
 import itertools
 import json
 import logging
 import random
-import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -49,16 +47,12 @@ from typing import Any, TypeVar
 
 import redis.asyncio as aioredis
 from redis.commands.core import AsyncScript
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from scraper import redislua
-from scraper.errors import ScraperError
 from scraper.export import _ENCODER, _rejection
 from scraper.frontier import Frontier, canonical_url, record_key, unique_fields
 from scraper.models import Record, Request
-from scraper.redisurl import shown
+from scraper.rediscrawl import RedisCrawl, _text
 from scraper.spec import SpiderSpec
 from scraper.stats import CrawlStats
 
@@ -73,17 +67,7 @@ SEED_LOCK_MS = 10_000
 """A seeder that has not moved its cursor for this long is taken over."""
 MAX_WAIT = 5.0
 """Longest a waiting claim blocks before it looks again (a wake usually comes first)."""
-RECENT_PROCESS_MS = 10_000
-"""A process seen within this long counts in ``status()``'s ``processes``."""
-RETRY_FIRST, RETRY_MAX = 0.1, 5.0
-OUTAGE_QUIET = 10.0
-"""Seconds after Redis is back in which a failing call is the same outage (not logged again)."""
-_LOST = (RedisConnectionError, RedisTimeoutError, ConnectionError, OSError)
 T = TypeVar("T")
-
-
-class RedisTrouble(ScraperError):
-    """Redis cannot be reached (at start: exit code 2)."""
 
 
 @dataclass(frozen=True)
@@ -134,7 +118,7 @@ def request_from_json(text: str | bytes) -> Request:
     return Request(body["url"], body.get("page"), body.get("depth", 0), body.get("carry", {}))
 
 
-class RedisFrontier:
+class RedisFrontier(RedisCrawl):
     """One process's handle on a crawl kept in Redis (see the module docstring)."""
 
     def __init__(
@@ -148,23 +132,17 @@ class RedisFrontier:
         dedup_buckets: int = DEDUP_BUCKETS,
         url: str = "",
     ) -> None:
-        self.client = client
-        self.crawl = crawl
+        super().__init__(client, crawl, url=url)
         self.spider = spider
         self.settings = spider.settings
         self.lease_seconds = lease_seconds
         self.max_attempts = max_attempts
         self.dedup_buckets = dedup_buckets
-        self.url = shown(url) if url else _describe(client)
-        self.prefix = f"scraper:{{{crawl}}}:"
         self.process = uuid.uuid4().hex[:12]
         # Only for skip_reason(): the links given to commit() (offsite, bad url, max_depth).
         self._filter = Frontier(spider, CrawlStats())
         self._unique = unique_fields(spider)
         self._robots: dict[str, str | None] = {}
-        self._lost = False  # the last call failed: Redis is away
-        self._warned = False  # "lost Redis" was logged, "back" not yet
-        self._quiet_until = 0.0  # a failure before this is the end of the last outage
         self._step = client.register_script(redislua.STEP)
         self._host_known = client.register_script(redislua.HOST_KNOWN)
         self._fail = client.register_script(redislua.FAIL)
@@ -177,20 +155,7 @@ class RedisFrontier:
         cls, url: str, crawl: str, spider: SpiderSpec, **options: Any
     ) -> RedisFrontier:
         """A frontier on the Redis at ``url``; ``RedisTrouble`` when it does not answer."""
-        try:
-            client = aioredis.Redis.from_url(url, socket_timeout=15.0, socket_connect_timeout=5.0)
-        except ValueError as exc:
-            raise RedisTrouble(f"cannot reach Redis at {shown(url)}: {exc}") from None
-        try:
-            await client.ping()
-        except (RedisError, OSError) as exc:
-            await client.aclose()
-            raise RedisTrouble(f"cannot reach Redis at {shown(url)}: {exc}") from None
-        return cls(client, crawl, spider, url=url, **options)
-
-    def key(self, name: str) -> str:
-        """The Redis key ``name`` of this crawl."""
-        return self.prefix + name
+        return cls(await cls.open_client(url), crawl, spider, url=url, **options)
 
     async def join(self) -> None:
         """Note this process, and seed the start URLs unless someone has or is doing it."""
@@ -404,56 +369,6 @@ class RedisFrontier:
         self._robots[origin] = text
         return text
 
-    async def read_records(
-        self, after: str, count: int, block_seconds: float
-    ) -> list[tuple[str, Record]]:
-        """The records of up to ``count`` pages (stream entries) after stream id ``after``
-        ("0": from the start), in commit order, each with its page's entry id, blocking up
-        to ``block_seconds`` when there are none yet."""
-        block = max(1, int(block_seconds * 1000)) if block_seconds > 0 else None
-        reply: Any = await self._retry(
-            lambda: self.client.xread({self.key("records"): after}, count=count, block=block)
-        )
-        entries: list[tuple[str, Record]] = []
-        for _stream, items in reply or ():
-            for entry_id, fields in items:
-                lines = fields[b"p"].split(b"\n") if b"p" in fields else [fields[b"r"]]
-                entries.extend((_text(entry_id), json.loads(line)) for line in lines)
-        return entries
-
-    async def finished(self) -> bool:
-        """Whether nothing is queued, nothing is leased and seeding is done."""
-        queued, leased, seeded = await self._retry(self._finish_state)
-        return queued == 0 and leased == 0 and seeded
-
-    async def status(self) -> dict[str, Any]:
-        """The crawl as a whole: queued, in_flight, done, failed (by reason), dead,
-        records, dropped (by reason, e.g. ``duplicate``), hosts_waiting, processes,
-        dedup_bytes_per_url, finished."""
-        return await self._retry(self._status)
-
-    async def reset(self) -> int:
-        """Delete every key of the crawl; how many there were."""
-
-        async def delete_all() -> int:
-            deleted = 0
-            batch: list[bytes] = []
-            async for key in self.client.scan_iter(match=_escape(self.prefix) + "*", count=1000):
-                batch.append(key)
-                if len(batch) >= 1000:
-                    deleted += await self.client.delete(*batch)
-                    batch.clear()
-            if batch:
-                deleted += await self.client.delete(*batch)
-            return deleted
-
-        self._robots.clear()
-        return await self._retry(delete_all)
-
-    async def close(self) -> None:
-        """Let go of the connections."""
-        await self.client.aclose()
-
     # -- inner workings
 
     def _queue_args(self, request: Request) -> tuple[str, str, str, str]:
@@ -502,104 +417,15 @@ class RedisFrontier:
             if reply == 0:
                 return True
 
-    async def _finish_state(self) -> tuple[int, int, bool]:
-        async with self.client.pipeline(transaction=False) as pipe:
-            pipe.get(self.key("queued"))
-            pipe.zcard(self.key("leases"))
-            pipe.exists(self.key("seeded"))
-            queued, leased, seeded = await pipe.execute()
-        return int(queued or 0), int(leased), bool(seeded)
-
-    async def _status(self) -> dict[str, Any]:
-        client = self.client
-        queued, leased, seeded = await self._finish_state()
-        now_s, now_us = await client.time()
-        now = int(now_s) * 1000 + int(now_us) // 1000
-        async with client.pipeline(transaction=False) as pipe:
-            pipe.hgetall(self.key("stats"))
-            pipe.scard(self.key("hosts"))
-            pipe.zcount(self.key("ready"), "-inf", now)
-            pipe.zcount(self.key("procs"), now - RECENT_PROCESS_MS, "+inf")
-            pipe.get(self.key("admitted"))
-            stats_raw, hosts, ready, processes, admitted = await pipe.execute()
-        stats = {_text(k): int(v) for k, v in stats_raw.items()}
-        buckets = [
-            key async for key in client.scan_iter(match=_escape(self.prefix) + "seen:*", count=1000)
-        ]
-        used = 0
-        for start in range(0, len(buckets), 1000):
-            async with client.pipeline(transaction=False) as pipe:
-                for key in buckets[start : start + 1000]:
-                    pipe.memory_usage(key)
-                used += sum(int(size or 0) for size in await pipe.execute())
-        urls = int(admitted or 0)
-        return {
-            "queued": queued,
-            "in_flight": leased,
-            "done": stats.get("done", 0),
-            "failed": {k[7:]: v for k, v in stats.items() if k.startswith("failed:") and v},
-            "dead": stats.get("dead", 0),
-            "records": stats.get("records", 0),
-            "dropped": {k[8:]: v for k, v in stats.items() if k.startswith("dropped:") and v},
-            "hosts_waiting": max(0, int(hosts) - int(ready)),
-            "processes": int(processes),
-            "dedup_bytes_per_url": round(used / urls, 2) if urls else 0.0,
-            "finished": queued == 0 and leased == 0 and seeded,
-        }
-
     async def _run(self, script: AsyncScript, args: Sequence[Any]) -> Any:
         """One call of a Lua script of ``scraper.redislua``, retried while Redis is away."""
         return await self._retry(lambda: script(keys=[self.key("leases")], args=list(args)))
-
-    async def _retry(self, call: Callable[[], Awaitable[T]]) -> T:
-        """``call()``, again and again with back-off while Redis cannot be reached."""
-        pause = RETRY_FIRST
-        while True:
-            try:
-                result = await call()
-            except _LOST as exc:
-                self._lost = True
-                # Once an outage: a pooled connection made before Redis came back fails on
-                # its first use after, which is the end of the same outage, not a new one.
-                if not self._warned and time.monotonic() >= self._quiet_until:
-                    self._warned = True
-                    log.warning("lost Redis at %s; retrying (%s)", self.url, exc)
-                await asyncio.sleep(pause)
-                pause = min(RETRY_MAX, pause * 2)
-                continue
-            if self._lost:
-                self._lost = False
-                self._quiet_until = time.monotonic() + OUTAGE_QUIET
-                if self._warned:
-                    self._warned = False
-                    log.info("Redis at %s is back", self.url)
-                # The idle connections were made before the outage: make them anew.
-                with contextlib.suppress(RedisError, OSError):  # dropped all the same
-                    await self.client.connection_pool.disconnect(inuse_connections=False)
-            return result
 
 
 def _max_pages(value: int | None) -> int:
     return -1 if value is None else value
 
 
-def _text(value: str | bytes) -> str:
-    return value.decode("utf-8", "surrogateescape") if isinstance(value, bytes) else value
-
-
 def _triples(items: list[Any]) -> Iterator[tuple[Any, Any, Any]]:
     it = iter(items)
     return zip(it, it, it, strict=True)
-
-
-def _escape(pattern: str) -> str:
-    """``pattern`` with the glob characters of SCAN MATCH escaped."""
-    return "".join("\\" + c if c in "*?[]\\" else c for c in pattern)
-
-
-def _describe(client: aioredis.Redis) -> str:
-    kwargs = client.connection_pool.connection_kwargs
-    if "path" in kwargs:
-        return f"unix://{kwargs['path']}"
-    host, port = kwargs.get("host", "localhost"), kwargs.get("port", 6379)
-    return f"redis://{host}:{port}/{kwargs.get('db', 0)}"

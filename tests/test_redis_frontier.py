@@ -15,13 +15,8 @@ import pytest
 import redis
 
 from scraper.models import Request
-from scraper.redisfrontier import (
-    DEDUP_BUCKETS,
-    Lease,
-    RedisFrontier,
-    RedisTrouble,
-    dedup_member,
-)
+from scraper.rediscrawl import RedisTrouble
+from scraper.redisfrontier import DEDUP_BUCKETS, Lease, RedisFrontier, dedup_member
 from scraper.spec import SpiderSpec, parse_spiders
 from tests.redis_server import RedisServer, free_port
 

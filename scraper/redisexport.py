@@ -48,8 +48,10 @@ T = TypeVar("T")
 OFFSET_SUFFIX = ".redis-offset"
 BATCH = 1000
 """Stream entries read (and written in one go) at a time."""
-WAIT = 0.5
+WAIT = 0.25
 """Seconds a read blocks on an empty stream before the exporter asks whether the crawl ended."""
+GATHER = 0.05
+"""Seconds the exporter lets records gather after a read that was not full."""
 DRAIN_WAIT = 0.05
 """Seconds a read blocks once the crawl has ended: only what is already there is left."""
 
@@ -186,15 +188,20 @@ class RecordExporter:
         With ``until_now``, or once ``stop`` is set, write what the stream holds
         and return without waiting for the crawl. Returns the records written.
         """
+        drained = False  # the last read found nothing new
         while True:
             ending = until_now or (stop is not None and stop.is_set())
-            if not ending:
+            if not ending and drained:  # while records come, the crawl is not over
                 ending = await self.stream.finished()
             entries = await read_entries(
                 self.stream, self.after, BATCH, DRAIN_WAIT if ending else WAIT
             )
+            drained = not entries
             if entries:
                 self._write(entries)
+                if len(entries) < BATCH and not ending:
+                    # Let a few pages' records gather: fewer, larger reads and writes.
+                    await asyncio.sleep(GATHER)
             elif ending:
                 return self.written
 

@@ -173,13 +173,7 @@ async def crawl_status(spider: SpiderSpec, url: str, crawl: str) -> dict[str, An
 
 def status_lines(url: str, crawl: str, status: Mapping[str, Any]) -> list[str]:
     """What ``scraper status`` prints: one fact a line, as the run summary does."""
-    failed = status.get("failed") or {}
-    if isinstance(failed, Mapping):
-        total = sum(failed.values())
-        reasons = sorted(failed.items(), key=lambda item: (-item[1], item[0]))
-        by = " (" + ", ".join(f"{reason}: {n}" for reason, n in reasons) + ")" if failed else ""
-    else:
-        total, by = int(failed), ""
+    failed, dropped = (_by_reason(status.get(name)) for name in ("failed", "dropped"))
     per_url = status.get("dedup_bytes_per_url")
     return [
         f"crawl:           {crawl} at {shown(url)}",
@@ -187,14 +181,24 @@ def status_lines(url: str, crawl: str, status: Mapping[str, Any]) -> list[str]:
         f"queued:          {status.get('queued', 0)}",
         f"in flight:       {status.get('in_flight', 0)}",
         f"done:            {status.get('done', 0)}",
-        f"failed:          {total}{by}",
+        f"failed:          {failed}",
         f"dead:            {status.get('dead', 0)}",
         f"records:         {status.get('records', 0)}",
+        f"dropped:         {dropped}",
         f"hosts waiting:   {status.get('hosts_waiting', 0)}",
         f"processes:       {status.get('processes', 0)} (seen in the last 10 s)",
         "dedup memory:    "
         + (f"{per_url:.1f} bytes per URL" if isinstance(per_url, (int, float)) else "-"),
     ]
+
+
+def _by_reason(counts: Mapping[str, int] | int | None) -> str:
+    """``3 (http 404: 2, timeout: 1)``: a count and its reasons, most frequent first."""
+    if not isinstance(counts, Mapping):
+        return str(counts or 0)
+    reasons = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+    by = " (" + ", ".join(f"{reason}: {n}" for reason, n in reasons) + ")" if counts else ""
+    return f"{sum(counts.values())}{by}"
 
 
 async def count_keys(spider: SpiderSpec, url: str, crawl: str) -> int:

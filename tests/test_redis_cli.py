@@ -245,7 +245,7 @@ def test_status_shows_the_crawl_and_reset_deletes_it_when_told_yes(
     code, out, err = finish(scraper(tmp_path, "status", "shop", "--redis", redis_server.url))
     assert code == 0, err
     lines = out.splitlines()
-    assert lines[:9] == [
+    assert lines[:10] == [
         f"crawl:           shop at {redis_server.url}",
         "finished:        yes",
         "queued:          0",
@@ -254,12 +254,13 @@ def test_status_shows_the_crawl_and_reset_deletes_it_when_told_yes(
         "failed:          1 (http 404: 1)",
         "dead:            0",
         f"records:         {(ITEMS - 1) * FIELDS}",
+        "dropped:         0",
         "hosts waiting:   0",
     ]
-    assert lines[9].startswith("processes:       ")
-    assert lines[9].endswith(" (seen in the last 10 s)")
-    assert lines[10].startswith("dedup memory:    ") and lines[10].endswith(" bytes per URL")
-    assert len(lines) == 11
+    assert lines[10].startswith("processes:       ")
+    assert lines[10].endswith(" (seen in the last 10 s)")
+    assert lines[11].startswith("dedup memory:    ") and lines[11].endswith(" bytes per URL")
+    assert len(lines) == 12
 
     said_no = scraper(tmp_path, "reset", "shop", "--redis", redis_server.url, stdin=subprocess.PIPE)
     said_no.stdin.write("n\n")  # type: ignore[union-attr]

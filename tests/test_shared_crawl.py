@@ -16,6 +16,7 @@ from typing import Any
 from scraper.callbacks import Callback
 from scraper.models import Page, Request
 from scraper.redisfrontier import RedisFrontier
+from scraper.redisrun import status_lines
 from scraper.sharedcrawl import STOP_GRACE, SharedCrawler
 from scraper.spec import SpiderSpec
 from scraper.stats import CrawlStats
@@ -354,6 +355,7 @@ def test_unique_holds_for_the_whole_shared_crawl_and_is_off_where_a_page_kind_sa
     ]
     assert status["finished"] and status["records"] == 12
     assert status["dropped"] == {"duplicate": 11}
+    assert "dropped:         11 (duplicate: 11)" in status_lines("redis://r", "x", status)
     assert sum(s.dropped["duplicate"] for s in stats) == 11
     assert sum(s.records for s in stats) == 12
     assert sum(s.pages for s in stats) == 9

@@ -66,8 +66,9 @@ class WireResponse:
 class Wire(Protocol):
     """Sends GET requests; ``aclose()`` ends its connections."""
 
-    async def get(self, url: str) -> WireResponse:
-        """Send a GET for ``url`` (no redirects followed); raise ``WireError`` on failure."""
+    async def get(self, url: str, headers: Mapping[str, str] | None = None) -> WireResponse:
+        """Send a GET for ``url`` (no redirects followed), with ``headers`` on top of the
+        wire's own (conditional requests: ``If-None-Match``); raise ``WireError`` on failure."""
         ...
 
     async def aclose(self) -> None:
@@ -108,10 +109,10 @@ class HttpxWire:
     def __init__(self, client: httpx.AsyncClient) -> None:
         self.client = client
 
-    async def get(self, url: str) -> WireResponse:
+    async def get(self, url: str, headers: Mapping[str, str] | None = None) -> WireResponse:
         import httpx
 
-        request = self.client.build_request("GET", url)
+        request = self.client.build_request("GET", url, headers=headers)
         try:
             response = await self.client.send(request, stream=True)
         except NotInCassette as exc:
@@ -163,7 +164,7 @@ class AiohttpWire:
         self.headers = headers
         self._session: Any = None
 
-    async def get(self, url: str) -> WireResponse:
+    async def get(self, url: str, headers: Mapping[str, str] | None = None) -> WireResponse:
         import aiohttp
 
         if self._session is None:
@@ -181,7 +182,7 @@ class AiohttpWire:
         try:
             try:
                 response = await self._session.get(
-                    url, allow_redirects=False, proxy=self.settings.proxy
+                    url, allow_redirects=False, proxy=self.settings.proxy, headers=headers
                 )
             except (
                 aiohttp.ServerDisconnectedError,  # closed as we sent on it
@@ -194,7 +195,7 @@ class AiohttpWire:
                 if isinstance(exc, aiohttp.ClientConnectorError):
                     raise  # no connection was made: nothing went bad in the pool
                 response = await self._session.get(
-                    url, allow_redirects=False, proxy=self.settings.proxy
+                    url, allow_redirects=False, proxy=self.settings.proxy, headers=headers
                 )
         except aiohttp.InvalidURL as exc:
             raise WireError("bad url", f"{url}: {exc}", retry=False) from None

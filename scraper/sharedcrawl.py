@@ -15,7 +15,7 @@ wakes them and claims only its share of the slots it freed, and claims
 again when one of its pages ends. With nothing to claim, the pump
 waits for a page of its own to finish, or, holding none, on its wake list.
 
-Each lease is worked as in ``scraper.crawl``: robots.txt (fetched once per
+Each lease is worked as in ``scraper.crawler``: robots.txt (fetched once per
 crawl, shared through Redis; the crawl hands out one lease of a host until the
 process holding it has read robots.txt and called ``host_known``, which spaces
 the host's next start ``delay``/``Crawl-delay`` after that page's, so the limits

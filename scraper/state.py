@@ -119,7 +119,7 @@ class CrawlState:
 
     @classmethod
     def for_output(
-        cls, path: Path, output: Path, spider: str, *, in_bytes: bool = True
+        cls, path: Path, output: Path, spider: str, *, in_bytes: bool | None = None
     ) -> CrawlState:
         """The state of the crawl writing ``output``: resumed if ``path`` exists, else new.
 
@@ -127,9 +127,12 @@ class CrawlState:
         pages not marked done are fetched again), once its bytes up to there are
         found unchanged; a new state starts a new output. An output that does not
         count its size ``in_bytes`` (a SQLite table, which counts pages) is neither
-        cut nor removed here: it is rewound to ``output_size`` by its own means.
+        cut nor removed here: it is rewound to ``output_size`` by its own means
+        (``None``: any output but a SQLite database counts in bytes).
         """
         cls.check_paths(path, output)
+        if in_bytes is None:
+            in_bytes = not _is_sqlite(output)
         if in_bytes and output.exists() and not stat.S_ISREG(output.stat().st_mode):
             raise ScraperError(
                 f"--resume needs the output to be a regular file, and {output} is not one "
@@ -400,6 +403,15 @@ def _row(key: str, request: Request) -> tuple[str, str, str | None, int, str] | 
         except UnicodeEncodeError:
             return "its URL holds a lone surrogate"
     return key, request.url, request.page, request.depth, carry
+
+
+def _is_sqlite(path: Path) -> bool:
+    """Whether ``path`` is a SQLite database (which must never be cut like a file)."""
+    try:
+        with path.open("rb") as file:
+            return file.read(16) == b"SQLite format 3\x00"
+    except OSError:
+        return False
 
 
 def _tail_digest(path: Path, size: int) -> str:

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from scraper.errors import OutputError
-from scraper.export import JsonLinesWriter
+from scraper.output.jsonl import JsonLinesWriter
 from tests.server import FixtureSite
 
 PROJECT = Path(__file__).resolve().parents[1]

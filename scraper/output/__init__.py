@@ -136,15 +136,15 @@ def open_for_crawl(
         return _closed_with(stack, options.open(None, spider)), None
     state_at = Path(state_path or f"{path}.state")
     CrawlState.check_paths(state_at, Path(path))
-    state = None
-    if resume:
-        in_bytes = output_format(path, options.format) != "sqlite"
-        state = CrawlState.for_output(state_at, Path(path), spider.name, in_bytes=in_bytes)
-        stack.callback(state.close)
-    else:
+    if not resume:
+        output = _closed_with(stack, options.open(path, spider))
         CrawlState.remove(state_at)
-    output = _closed_with(stack, options.open(path, spider, append=state is not None))
-    if state is not None and isinstance(output, SqliteOutput):
+        return output, None
+    in_bytes = output_format(path, options.format) != "sqlite"
+    state = CrawlState.for_output(state_at, Path(path), spider.name, in_bytes=in_bytes)
+    stack.callback(state.close)
+    output = _closed_with(stack, options.open(path, spider, append=True))
+    if isinstance(output, SqliteOutput):
         output.rewind(state.output_size, state.path)
     return output, state
 

@@ -62,7 +62,11 @@ class OutputFile:
 
     def read(self, start: int, end: int) -> bytes:
         """Bytes ``start`` to ``end`` of a regular file (b"" for anything else)."""
-        return os.pread(self._fd, max(0, end - start), start) if self.regular else b""
+        if not self.regular or self.path is None:
+            return b""
+        with self.path.open("rb") as file:  # the file is open write-only, as a FIFO must be
+            file.seek(start)
+            return file.read(max(0, end - start))
 
     def cut(self, size: int) -> None:
         """Cut a regular file back to ``size`` bytes (what follows goes after them)."""

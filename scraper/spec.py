@@ -52,6 +52,8 @@ HEADER_NAME = regex.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 """An HTTP header name: a token of RFC 9110."""
 HEADER_VALUE_FORBIDDEN = regex.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 """Characters no header value may hold: line breaks and other controls (a tab may)."""
+WIRES = ("aiohttp", "curl")
+"""The HTTP clients a crawl can fetch with (``wire:``; ``scraper.wire``)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -77,6 +79,8 @@ class CrawlSettings:
     skip: tuple[regex.Pattern[str], ...] = ()
     max_depth: int | None = None
     max_pages: int | None = None
+    wire: str = "aiohttp"
+    """The HTTP client: one of ``WIRES``."""
 
     @property
     def user_agent(self) -> str:
@@ -227,6 +231,15 @@ class _SpecReader(PageReader, StartReader):
                         "not supported.",
                     )
                 changes[key] = proxy
+            elif key == "wire":
+                wire = self.text(value, label)
+                if wire not in WIRES:
+                    raise self.error(
+                        value,
+                        f"{label} must be one of {', '.join(WIRES)}, not {wire!r}; "
+                        "aiohttp is the default.",
+                    )
+                changes[key] = wire
             elif key == "content_types":
                 changes[key] = tuple(t.lower() for t in self.strings(value, label))
             elif key in ("only", "skip"):

@@ -137,7 +137,7 @@ def test_an_unknown_keyword_is_a_type_error_listing_the_settings() -> None:
         "'concurrency'? Its settings are concurrency, per_host, timeout, retries, delay, "
         "jitter, robots, headers, proxy, max_bytes, max_redirects, content_types, "
         "extract_timeout, callback_timeout, allowed_domains, only, skip, max_depth, "
-        "max_pages (see README.md, 'Settings')."
+        "max_pages, wire (see README.md, 'Settings')."
     )
 
 

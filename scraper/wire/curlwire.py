@@ -1,0 +1,339 @@
+"""``CurlWire``: the wire over libcurl's multi interface (pycurl), driven by a thread.
+
+One thread of the wire's own runs libcurl: ``perform()``, then ``select()`` on
+libcurl's sockets and a socketpair that ``get()`` writes to when it hands a new
+request over (through a deque). pycurl releases the GIL while libcurl works, so
+what Python pays a page is a little setup, the callbacks libcurl makes for header
+lines and body chunks, and one hand-off: the transfers that finished in one round
+go to the crawl's event loop in one ``call_soon_threadsafe``. Bodies are held
+whole (never past ``max_bytes``) before ``get()`` returns, so a response's body
+is already read.
+
+What it shares with the other wires: no redirects followed and no decoding
+(fetch.py does both, within ``max_bytes``); the wire's headers plus the
+request's; cookies kept across requests (libcurl's cookie engine, one store
+shared by every handle); ``proxy``; ``timeout`` as the connect timeout, the whole
+request's deadline being the fetch layer's. A ``get`` cancelled by that deadline
+takes its transfer out of libcurl (the connection is closed), in the curl thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import select
+import socket
+import threading
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+from multidict import CIMultiDict
+
+from scraper.errors import ScraperError
+from scraper.spec import CrawlSettings
+from scraper.wire import WireError, WireResponse
+
+try:
+    import pycurl
+except ImportError as exc:  # no wheel for this platform, or not installed
+    raise ScraperError(
+        f"wire: curl needs pycurl, which cannot be imported here ({exc}); install it "
+        "(pip install pycurl: it needs libcurl's headers where no wheel is published), or "
+        "set 'wire: aiohttp' in the spider file (or SCRAPER_WIRE=aiohttp) to fetch "
+        "with aiohttp."
+    ) from None
+
+MIN_BODY_CAP = 1 << 20
+"""Bytes a body is always read up to, whatever ``max_bytes`` says: robots.txt is cut
+(not refused) at 500 KiB."""
+IDLE_WAIT = 1.0
+"""Seconds the curl thread sleeps with nothing to do before looking for a closed loop."""
+
+# libcurl's error codes, by what the crawl counts them as.
+_BAD_URL = {pycurl.E_UNSUPPORTED_PROTOCOL, pycurl.E_URL_MALFORMAT}
+_CONNECT = {
+    pycurl.E_COULDNT_RESOLVE_PROXY,
+    pycurl.E_COULDNT_RESOLVE_HOST,
+    pycurl.E_COULDNT_CONNECT,
+    pycurl.E_SSL_CONNECT_ERROR,
+    pycurl.E_PEER_FAILED_VERIFICATION,
+}
+_TOO_LARGE = pycurl.E_FILESIZE_EXCEEDED
+
+
+class _Transfer:
+    """One GET in flight: its future, its handle, and what came back so far."""
+
+    __slots__ = ("body", "future", "handle", "header_lines")
+
+    def __init__(self, future: asyncio.Future[Any]) -> None:
+        self.future = future
+        self.handle: Any = None
+        self.header_lines: list[bytes] = []
+        self.body: list[bytes] = []
+
+
+class CurlWire:
+    """A ``Wire`` over a ``pycurl.CurlMulti`` run by a thread of its own (started on first use)."""
+
+    def __init__(self, settings: CrawlSettings, headers: dict[str, str]) -> None:
+        self.settings = settings
+        self.headers = headers
+        self.cap = max(settings.max_bytes, MIN_BODY_CAP) + 1
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._new: collections.deque[tuple[str, Any, Any]] = collections.deque()
+        self._wake_out, self._wake_in = socket.socketpair()
+        self._wake_out.setblocking(False)
+        self._wake_in.setblocking(False)
+        self._closing = False
+
+    async def get(self, url: str, headers: Mapping[str, str] | None = None) -> WireResponse:
+        if self._closing:
+            raise WireError("connection error", "the wire is closed", retry=False)
+        if self._thread is None:
+            self._loop = asyncio.get_running_loop()
+            self._thread = threading.Thread(target=self._run, name="curl wire", daemon=True)
+            self._thread.start()
+        assert self._loop is not None
+        transfer = _Transfer(self._loop.create_future())
+        self._send("get", url, (transfer, headers))
+        try:
+            code, message = await transfer.future
+        except asyncio.CancelledError:
+            self._send("cancel", url, transfer)
+            raise
+        return _response(url, transfer, code, message, self.settings.max_bytes)
+
+    async def aclose(self) -> None:
+        self._closing = True
+        thread = self._thread
+        if thread is not None:
+            self._send("stop", "", None)
+            await asyncio.to_thread(thread.join)
+        self._wake_in.close()
+        self._wake_out.close()
+
+    def _send(self, what: str, url: str, item: Any) -> None:
+        """Hand ``item`` to the curl thread, waking it if it may be asleep."""
+        empty = not self._new
+        self._new.append((what, url, item))
+        if empty:  # else a wake-up is on its way already, or the thread is still taking
+            try:  # noqa: SIM105 (once a request: a with statement costs more)
+                self._wake_in.send(b"\0")
+            except OSError:  # the socket is full of wake-ups: the thread will wake anyway
+                pass
+
+    # -- the curl thread -----------------------------------------------------------------
+
+    def _run(self) -> None:
+        """The curl thread: add new transfers, perform, hand finished ones back, wait."""
+        multi = pycurl.CurlMulti()
+        share = pycurl.CurlShare()
+        share.setopt(pycurl.SH_SHARE, pycurl.LOCK_DATA_COOKIE)
+        share.setopt(pycurl.SH_SHARE, pycurl.LOCK_DATA_DNS)
+        share.setopt(pycurl.SH_SHARE, pycurl.LOCK_DATA_SSL_SESSION)
+        idle: list[Any] = []
+        running: dict[Any, _Transfer] = {}
+        wake = self._wake_out.fileno()
+        try:
+            while True:
+                if not self._take_new(multi, share, idle, running):
+                    return
+                while multi.perform()[0] == pycurl.E_CALL_MULTI_PERFORM:
+                    pass
+                done = self._finished(multi, idle, running)
+                if done and not self._hand_back(done):
+                    return
+                if self._loop is not None and self._loop.is_closed():
+                    return  # nobody is left to hand an answer to
+                reads, writes, errors = multi.fdset()
+                timeout = multi.timeout() if running else -1
+                wait = IDLE_WAIT if timeout < 0 else min(timeout / 1000, IDLE_WAIT)
+                if wait > 0:
+                    select.select([*reads, wake], writes, errors, wait)
+                try:  # noqa: SIM105 (a with statement costs more, once a round)
+                    self._wake_out.recv(4096)
+                except BlockingIOError:
+                    pass
+        finally:
+            for handle in running:
+                multi.remove_handle(handle)
+                handle.close()
+            for handle in idle:
+                handle.close()
+            multi.close()
+            share.close()
+            self._fail_all([t for t, _ in self._drain()] + list(running.values()))
+
+    def _drain(self) -> list[tuple[_Transfer, str]]:
+        gets = []
+        while self._new:
+            what, url, item = self._new.popleft()
+            if what == "get":
+                gets.append((item[0], url))
+        return gets
+
+    def _take_new(
+        self, multi: Any, share: Any, idle: list[Any], running: dict[Any, _Transfer]
+    ) -> bool:
+        """Start the transfers handed over, drop the cancelled; False on ``stop``."""
+        while self._new:
+            what, url, item = self._new.popleft()
+            if what == "get":
+                transfer, headers = item
+                handle = idle.pop() if idle else self._new_handle(share)
+                self._prepare(handle, url, transfer, headers)
+                running[handle] = transfer
+                multi.add_handle(handle)
+            elif what == "cancel":
+                handle = item.handle
+                if handle is not None and running.get(handle) is item:
+                    del running[handle]
+                    multi.remove_handle(handle)  # closes its connection: it was mid-answer
+                    idle.append(handle)
+            else:
+                return False
+        return True
+
+    def _new_handle(self, share: Any) -> Any:
+        handle = pycurl.Curl()
+        settings = self.settings
+        handle.setopt(pycurl.SHARE, share)
+        handle.setopt(pycurl.COOKIEFILE, "")  # the cookie engine on, in memory
+        handle.setopt(pycurl.NOSIGNAL, 1)
+        handle.setopt(pycurl.FOLLOWLOCATION, 0)
+        handle.setopt(pycurl.HTTP_CONTENT_DECODING, 0)  # fetch.py inflates within max_bytes
+        handle.setopt(pycurl.PROTOCOLS, pycurl.PROTO_HTTP | pycurl.PROTO_HTTPS)
+        handle.setopt(pycurl.CONNECTTIMEOUT_MS, max(1, int(settings.timeout * 1000)))
+        handle.setopt(pycurl.MAXFILESIZE_LARGE, self.cap)
+        handle.setopt(pycurl.PROXY, settings.proxy or "")
+        return handle
+
+    def _prepare(
+        self, handle: Any, url: str, transfer: _Transfer, headers: Mapping[str, str] | None
+    ) -> None:
+        transfer.handle = handle
+        handle.setopt(pycurl.URL, url)
+        sent = self.headers if not headers else {**self.headers, **headers}
+        handle.setopt(pycurl.HTTPHEADER, [f"{name}: {value}" for name, value in sent.items()])
+        handle.setopt(pycurl.HEADERFUNCTION, transfer.header_lines.append)
+        handle.setopt(pycurl.WRITEFUNCTION, transfer.body.append)
+
+    def _finished(
+        self, multi: Any, idle: list[Any], running: dict[Any, _Transfer]
+    ) -> list[tuple[_Transfer, int, str]]:
+        done = []
+        while True:
+            queued, ok, failed = multi.info_read()
+            for handle in ok:
+                done.append((running.pop(handle), 0, ""))
+            for handle, code, message in failed:
+                done.append((running.pop(handle), code, message))
+            for handle in [*ok, *(f[0] for f in failed)]:
+                multi.remove_handle(handle)
+                idle.append(handle)
+            if not queued:
+                return done
+
+    def _hand_back(self, done: list[tuple[_Transfer, int, str]]) -> bool:
+        """Give finished transfers to the event loop in one call; False if it is closed."""
+        assert self._loop is not None
+        try:
+            self._loop.call_soon_threadsafe(_settle, done)
+        except RuntimeError:  # the loop is closed: nobody waits for these any more
+            return False
+        return True
+
+    def _fail_all(self, transfers: list[_Transfer]) -> None:
+        if not transfers or self._loop is None:
+            return
+        closed = [(t, -1, "the wire was closed") for t in transfers]
+        with contextlib.suppress(RuntimeError):
+            self._loop.call_soon_threadsafe(_settle, closed)
+
+
+def _settle(done: list[tuple[_Transfer, int, str]]) -> None:
+    """In the event loop: each finished transfer's ``get`` gets its result."""
+    for transfer, code, message in done:
+        if not transfer.future.done():
+            transfer.future.set_result((code, message))
+
+
+def _response(
+    url: str, transfer: _Transfer, code: int, message: str, max_bytes: int
+) -> WireResponse:
+    """The ``WireResponse`` of a finished transfer, or the ``WireError`` it failed with."""
+    status, raw_headers = _parse_head(transfer.header_lines)
+    body = b"".join(transfer.body)
+    failure: WireError | None = None
+    if code:
+        failure = _failure(url, code, message, status, max_bytes)
+        if status is None or failure.reason not in ("broken body", "too large"):
+            raise failure
+    assert status is not None
+    headers = CIMultiDict(
+        (name.decode("latin-1"), value.decode("latin-1")) for name, value in raw_headers
+    )
+
+    async def stream() -> AsyncIterator[bytes]:
+        if body:
+            yield body
+        if failure is not None:
+            raise failure
+
+    async def read() -> bytes:
+        if failure is not None:
+            raise failure
+        return body
+
+    return WireResponse(status, headers, raw_headers, stream, read, _nothing)
+
+
+async def _nothing() -> None:
+    pass
+
+
+def _parse_head(lines: list[bytes]) -> tuple[int | None, list[tuple[bytes, bytes]]]:
+    """Status and header lines of the last answer in ``lines`` (after any 1xx)."""
+    start = None
+    for index in range(len(lines) - 1, -1, -1):
+        if lines[index].startswith(b"HTTP/"):
+            start = index
+            break
+    if start is None:
+        return None, []
+    try:
+        status = int(lines[start].split(None, 2)[1])
+    except (IndexError, ValueError):
+        return None, []
+    raw: list[tuple[bytes, bytes]] = []
+    for line in lines[start + 1 :]:
+        if line[:1] in (b" ", b"\t") and raw:  # an obsolete folded line: part of the last
+            name, value = raw[-1]
+            raw[-1] = (name, value + b" " + line.strip())
+            continue
+        name, colon, value = line.partition(b":")
+        if colon:
+            raw.append((name.strip(), value.strip()))
+    return status, raw
+
+
+def _failure(url: str, code: int, message: str, status: int | None, max_bytes: int) -> WireError:
+    detail = message or f"libcurl error {code}"
+    if code == _TOO_LARGE:
+        return WireError(
+            "too large", f"the body is over max_bytes ({max_bytes} bytes)", retry=False
+        )
+    if code in _BAD_URL:
+        return WireError("bad url", f"{url}: {detail}", retry=False)
+    if code in _CONNECT:
+        return WireError("connect error", detail)
+    if code == pycurl.E_OPERATION_TIMEDOUT:
+        return WireError("timeout", detail)
+    if code == pycurl.E_BAD_FUNCTION_ARGUMENT:
+        return WireError("bad request", f"{url}: {detail}", retry=False)
+    if status is not None:  # the head came and the body did not come whole
+        return WireError("broken body", detail)
+    return WireError("connection error", detail)

@@ -170,14 +170,14 @@ def _machine(scraper_python: Path, bench_python: Path, started: str) -> list[str
         changed = output([*git, "status", "--porcelain", "--", "scraper"])
         source += f" (commit {commit}{', with uncommitted changes' if changed else ''})"
     libraries = ["scraper", "aiohttp", "httpx", "regex", "PyYAML"]
+    clients = ["scrapy", "twisted", "aiohttp", "crawlee", "impit", "pycurl"]
     return [
         f"date: {started}",
         f"machine: {platform.system()} {platform.release()}, {os.cpu_count()} CPUs ({model})",
         f"scraper's python: {scraper_python}: "
         + output([str(scraper_python), "-c", VERSIONS, *libraries]),
         source,
-        f"bench venv: {bench_python}: "
-        + output([str(bench_python), "-c", VERSIONS, "scrapy", "twisted", "aiohttp"]),
+        f"bench venv: {bench_python}: " + output([str(bench_python), "-c", VERSIONS, *clients]),
         f"nginx: {output([nginx, '-v']) if nginx else 'not installed yet'}",
     ]
 

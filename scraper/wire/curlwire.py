@@ -51,7 +51,7 @@ IDLE_WAIT = 1.0
 """Seconds the curl thread sleeps with nothing to do before looking for a closed loop."""
 
 # libcurl's error codes, by what the crawl counts them as.
-_BAD_URL = {pycurl.E_UNSUPPORTED_PROTOCOL, pycurl.E_URL_MALFORMAT}
+_BAD_URL = {pycurl.E_URL_MALFORMAT}
 _CONNECT = {
     pycurl.E_COULDNT_RESOLVE_PROXY,
     pycurl.E_COULDNT_RESOLVE_HOST,
@@ -60,18 +60,26 @@ _CONNECT = {
     pycurl.E_PEER_FAILED_VERIFICATION,
 }
 _TOO_LARGE = pycurl.E_FILESIZE_EXCEEDED
+_NOT_RESENT = {*_BAD_URL, *_CONNECT, pycurl.E_OPERATION_TIMEDOUT, pycurl.E_BAD_FUNCTION_ARGUMENT}
 
 
 class _Transfer:
     """One GET in flight: its future, its handle, and what came back so far."""
 
-    __slots__ = ("body", "future", "handle", "header_lines")
+    __slots__ = ("body", "code", "fresh", "future", "handle", "header_lines", "message", "reused")
 
-    def __init__(self, future: asyncio.Future[Any]) -> None:
+    def __init__(self, future: asyncio.Future[None], fresh: bool) -> None:
         self.future = future
+        self.fresh = fresh
+        """On a new connection, not one kept alive."""
         self.handle: Any = None
         self.header_lines: list[bytes] = []
         self.body: list[bytes] = []
+        self.code = 0
+        """libcurl's error code (0: none) and message, set when the transfer ends."""
+        self.message = ""
+        self.reused = False
+        """Whether it ran on a connection kept alive from an earlier request."""
 
 
 class CurlWire:
@@ -88,6 +96,10 @@ class CurlWire:
         self._wake_out.setblocking(False)
         self._wake_in.setblocking(False)
         self._closing = False
+        self._lines: list[bytes] | None = None
+        """The wire's own header lines, made once; None if one cannot be sent."""
+        with contextlib.suppress(WireError):  # then each get() says so, naming its URL
+            self._lines = _header_lines("", headers)
 
     async def get(self, url: str, headers: Mapping[str, str] | None = None) -> WireResponse:
         if self._closing:
@@ -97,14 +109,29 @@ class CurlWire:
             self._thread = threading.Thread(target=self._run, name="curl wire", daemon=True)
             self._thread.start()
         assert self._loop is not None
-        transfer = _Transfer(self._loop.create_future())
-        self._send("get", url, (transfer, headers))
+        lines = self._lines
+        if headers or lines is None:
+            lines = _header_lines(url, {**self.headers, **(headers or {})})
+        transfer = await self._transfer(url, lines, fresh=False)
+        if _went_bad_in_the_pool(transfer):
+            # A kept-alive connection can go bad while it waits in the pool (closed, or
+            # holding bytes an earlier answer sent past its end), and then the request
+            # may never have reached the server: once more, on a new connection, as
+            # browsers (and the aiohttp wire) do.
+            transfer = await self._transfer(url, lines, fresh=True)
+        return _response(url, transfer, self.settings.max_bytes)
+
+    async def _transfer(self, url: str, lines: list[bytes], *, fresh: bool) -> _Transfer:
+        """Hand one GET to the curl thread and wait for it to end."""
+        assert self._loop is not None
+        transfer = _Transfer(self._loop.create_future(), fresh)
+        self._send("get", url, (transfer, lines))
         try:
-            code, message = await transfer.future
+            await transfer.future
         except asyncio.CancelledError:
             self._send("cancel", url, transfer)
             raise
-        return _response(url, transfer, code, message, self.settings.max_bytes)
+        return transfer
 
     async def aclose(self) -> None:
         self._closing = True
@@ -182,9 +209,15 @@ class CurlWire:
         while self._new:
             what, url, item = self._new.popleft()
             if what == "get":
-                transfer, headers = item
+                transfer, lines = item
                 handle = idle.pop() if idle else self._new_handle(share)
-                self._prepare(handle, url, transfer, headers)
+                try:
+                    _prepare(handle, url, transfer, lines)
+                except (pycurl.error, UnicodeError, TypeError, ValueError) as exc:
+                    idle.append(handle)  # libcurl refused what it was given: this GET fails
+                    if not self._hand_back([(transfer, pycurl.E_BAD_FUNCTION_ARGUMENT, str(exc))]):
+                        return False
+                    continue
                 running[handle] = transfer
                 multi.add_handle(handle)
             elif what == "cancel":
@@ -211,16 +244,6 @@ class CurlWire:
         handle.setopt(pycurl.PROXY, settings.proxy or "")
         return handle
 
-    def _prepare(
-        self, handle: Any, url: str, transfer: _Transfer, headers: Mapping[str, str] | None
-    ) -> None:
-        transfer.handle = handle
-        handle.setopt(pycurl.URL, url)
-        sent = self.headers if not headers else {**self.headers, **headers}
-        handle.setopt(pycurl.HTTPHEADER, [f"{name}: {value}" for name, value in sent.items()])
-        handle.setopt(pycurl.HEADERFUNCTION, transfer.header_lines.append)
-        handle.setopt(pycurl.WRITEFUNCTION, transfer.body.append)
-
     def _finished(
         self, multi: Any, idle: list[Any], running: dict[Any, _Transfer]
     ) -> list[tuple[_Transfer, int, str]]:
@@ -230,7 +253,9 @@ class CurlWire:
             for handle in ok:
                 done.append((running.pop(handle), 0, ""))
             for handle, code, message in failed:
-                done.append((running.pop(handle), code, message))
+                transfer = running.pop(handle)
+                transfer.reused = handle.getinfo(pycurl.NUM_CONNECTS) == 0
+                done.append((transfer, code, message))
             for handle in [*ok, *(f[0] for f in failed)]:
                 multi.remove_handle(handle)
                 idle.append(handle)
@@ -254,27 +279,59 @@ class CurlWire:
             self._loop.call_soon_threadsafe(_settle, closed)
 
 
+def _went_bad_in_the_pool(transfer: _Transfer) -> bool:
+    """Whether ``transfer`` failed on a kept-alive connection before any answer came."""
+    if not transfer.code or not transfer.reused or transfer.code in _NOT_RESENT:
+        return False
+    return not any(line.startswith(b"HTTP/") for line in transfer.header_lines)
+
+
+def _header_lines(url: str, headers: Mapping[str, str]) -> list[bytes]:
+    """``headers`` as libcurl takes them; a ``WireError`` for one that cannot be sent."""
+    lines = []
+    for name, value in headers.items():
+        line = f"{name}: {value}".encode()
+        if b"\r" in line or b"\n" in line or b"\0" in line:
+            raise WireError(
+                "bad request",
+                f"{url}: the header {name} holds a line break or NUL, which cannot be sent",
+                retry=False,
+            )
+        lines.append(line)
+    return lines
+
+
+def _prepare(handle: Any, url: str, transfer: _Transfer, lines: list[bytes]) -> None:
+    transfer.handle = handle
+    handle.setopt(pycurl.URL, url)
+    handle.setopt(pycurl.FRESH_CONNECT, transfer.fresh)
+    handle.setopt(pycurl.HTTPHEADER, lines)
+    handle.setopt(pycurl.HEADERFUNCTION, transfer.header_lines.append)
+    handle.setopt(pycurl.WRITEFUNCTION, transfer.body.append)
+
+
 def _settle(done: list[tuple[_Transfer, int, str]]) -> None:
     """In the event loop: each finished transfer's ``get`` gets its result."""
     for transfer, code, message in done:
         if not transfer.future.done():
-            transfer.future.set_result((code, message))
+            transfer.code, transfer.message = code, message
+            transfer.future.set_result(None)
 
 
-def _response(
-    url: str, transfer: _Transfer, code: int, message: str, max_bytes: int
-) -> WireResponse:
+def _response(url: str, transfer: _Transfer, max_bytes: int) -> WireResponse:
     """The ``WireResponse`` of a finished transfer, or the ``WireError`` it failed with."""
     status, raw_headers = _parse_head(transfer.header_lines)
     body = b"".join(transfer.body)
     failure: WireError | None = None
-    if code:
-        failure = _failure(url, code, message, status, max_bytes)
+    if transfer.code:
+        failure = _failure(url, transfer.code, transfer.message, status, max_bytes)
         if status is None or failure.reason not in ("broken body", "too large"):
             raise failure
     assert status is not None
+    # As aiohttp reads them: UTF-8, any other byte kept as a lone surrogate.
     headers = CIMultiDict(
-        (name.decode("latin-1"), value.decode("latin-1")) for name, value in raw_headers
+        (name.decode("utf-8", "surrogateescape"), value.decode("utf-8", "surrogateescape"))
+        for name, value in raw_headers
     )
 
     async def stream() -> AsyncIterator[bytes]:
@@ -326,7 +383,9 @@ def _failure(url: str, code: int, message: str, status: int | None, max_bytes: i
         return WireError(
             "too large", f"the body is over max_bytes ({max_bytes} bytes)", retry=False
         )
-    if code in _BAD_URL:
+    if code in _BAD_URL or (
+        code == pycurl.E_UNSUPPORTED_PROTOCOL and not url.startswith(("http://", "https://"))
+    ):
         return WireError("bad url", f"{url}: {detail}", retry=False)
     if code in _CONNECT:
         return WireError("connect error", detail)

@@ -7,6 +7,9 @@ and httpx (over its own transport, as cassettes use it).
 from __future__ import annotations
 
 import asyncio
+import http.server
+import shutil
+import ssl
 import subprocess
 import sys
 import threading
@@ -318,3 +321,62 @@ def test_without_pycurl_the_curl_wire_says_what_to_do(tmp_path: Path) -> None:
         "needs libcurl's headers where no wheel is published), or set 'wire: aiohttp' in the "
         "spider file (or SCRAPER_WIRE=aiohttp) to fetch with aiohttp."
     ) in result.stderr
+
+
+@pytest.fixture
+def https_site(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """An HTTPS server on 127.0.0.1 with a self-signed certificate, and that certificate."""
+    if shutil.which("openssl") is None:
+        pytest.skip("needs the openssl command to make a certificate")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    command = ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"]
+    command += ["-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"]
+    subprocess.run(
+        [*command, "-keyout", str(key), "-out", str(cert)],
+        check=True,
+        capture_output=True,
+    )
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Length", "11")
+            self.end_headers()
+            self.wfile.write(b"<p>tls</p>\n")
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"https://127.0.0.1:{server.server_address[1]}/", cert
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+async def fetch_once(kind: str, url: str) -> bytes:
+    wire = make_wire(kind)
+    try:
+        return await read_all(await wire.get(url))
+    finally:
+        await wire.aclose()
+
+
+@pytest.mark.parametrize("kind", ["aiohttp", "curl"])
+def test_an_unknown_certificate_is_a_connect_error(https_site: tuple[str, Path], kind: str) -> None:
+    with pytest.raises(WireError) as failure:
+        asyncio.run(fetch_once(kind, https_site[0]))
+    assert failure.value.reason == "connect error"
+
+
+def test_the_curl_wire_trusts_the_certificates_pythons_ssl_finds(
+    https_site: tuple[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url, cert = https_site
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))  # as a company's own CA would be added
+    assert asyncio.run(fetch_once("curl", url)) == b"<p>tls</p>\n"

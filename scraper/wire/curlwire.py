@@ -24,6 +24,7 @@ import collections
 import contextlib
 import select
 import socket
+import ssl
 import threading
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
@@ -89,6 +90,7 @@ class CurlWire:
         self.settings = settings
         self.headers = headers
         self.cap = max(settings.max_bytes, MIN_BODY_CAP) + 1
+        self.ca_file = _ca_file()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._new: collections.deque[tuple[str, Any, Any]] = collections.deque()
@@ -138,7 +140,7 @@ class CurlWire:
         thread = self._thread
         if thread is not None:
             self._send("stop", "", None)
-            await asyncio.to_thread(thread.join)
+            thread.join()  # at once: the thread only waits in select(), which the send wakes
         self._wake_in.close()
         self._wake_out.close()
 
@@ -242,6 +244,7 @@ class CurlWire:
         handle.setopt(pycurl.CONNECTTIMEOUT_MS, max(1, int(settings.timeout * 1000)))
         handle.setopt(pycurl.MAXFILESIZE_LARGE, self.cap)
         handle.setopt(pycurl.PROXY, settings.proxy or "")
+        handle.setopt(pycurl.CAINFO, self.ca_file)
         return handle
 
     def _finished(
@@ -277,6 +280,18 @@ class CurlWire:
         closed = [(t, -1, "the wire was closed") for t in transfers]
         with contextlib.suppress(RuntimeError):
             self._loop.call_soon_threadsafe(_settle, closed)
+
+
+def _ca_file() -> str:
+    """The certificates HTTPS answers are checked against: the system's, as Python's ssl
+    (and so aiohttp) finds them (``SSL_CERT_FILE`` included), else certifi's (as httpx).
+    The wheel's libcurl was built elsewhere: its own default path may not exist here."""
+    cafile = ssl.get_default_verify_paths().cafile
+    if cafile:
+        return cafile
+    import certifi
+
+    return certifi.where()
 
 
 def _went_bad_in_the_pool(transfer: _Transfer) -> bool:

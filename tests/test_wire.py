@@ -380,3 +380,20 @@ def test_the_curl_wire_trusts_the_certificates_pythons_ssl_finds(
     url, cert = https_site
     monkeypatch.setenv("SSL_CERT_FILE", str(cert))  # as a company's own CA would be added
     assert asyncio.run(fetch_once("curl", url)) == b"<p>tls</p>\n"
+
+
+@pytest.mark.parametrize("kind", ["aiohttp", "curl"])
+def test_requests_go_through_the_proxy(site: FixtureSite, kind: str) -> None:
+    # The fixture site answers a proxy's request line (GET http://host/path) by its Host.
+    site.add("/page", "<p>via the proxy</p>", host="shop.test")
+    settings = CrawlSettings(proxy=site.url("/").rstrip("/"))
+
+    async def fetch() -> bytes:
+        wire = make_wire(kind, settings)
+        try:
+            return await read_all(await wire.get("http://shop.test/page"))
+        finally:
+            await wire.aclose()
+
+    assert asyncio.run(fetch()) == b"<p>via the proxy</p>"
+    assert site.requests[0].host == "shop.test"

@@ -253,6 +253,7 @@ SETTINGS = {
     **dict.fromkeys(["timeout", "extract_timeout", "callback_timeout"], seconds),
     **dict.fromkeys(["delay", "jitter"], seconds),
     "robots": st.booleans(),
+    "wire": st.sampled_from(["aiohttp", "curl", "CURL", "httpx", ""]),
     "proxy": st.sampled_from(["http://127.0.0.1:3128", "socks5://p:1080", "ftp://p", "p"]),
     "content_types": some_of(st.sampled_from(["text/", "*", "json", "TEXT/HTML"])),
     "only": some_of(patterns),

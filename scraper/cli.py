@@ -122,7 +122,8 @@ def _parser() -> argparse.ArgumentParser:
         "run",
         parents=[common],
         help="run a spider, records out as JSON Lines",
-        description="Run the spider NAME. Records go to stdout as JSON Lines, or to -o PATH; "
+        description="Run the spider NAME. Records go to stdout as JSON Lines, or to -o PATH in the "
+        "format its extension says (JSON Lines, CSV, a JSON array, SQLite); "
         "logs, progress and the stats summary go to stderr.",
     )
     run.add_argument("name", metavar="NAME", help="the spider to run")

@@ -39,7 +39,9 @@ class JsonLinesWriter:
         kept, rejected = encoded(records)
         self.rejected.update(rejected)
         if kept:
-            self.write_encoded(b"".join(text + b"\n" for _, text in kept), len(kept))
+            lines = [text for _, text in kept]
+            lines.append(b"")  # the last line's newline
+            self.write_encoded(b"\n".join(lines), len(kept))
         return rejected
 
     def write_encoded(self, lines: bytes, count: int) -> None:

@@ -48,6 +48,8 @@ log = logging.getLogger("scraper")
 URL, FETCHED_AT = "_url", "_fetched_at"
 BUSY_SECONDS = 10.0
 """How long a write waits for a reader that holds the database (a checkpoint, a VACUUM)."""
+STATEMENTS_KEPT = 256
+"""Insert statements kept, one per set of fields records have come with."""
 _INT_RANGE = range(-(1 << 63), 1 << 63)
 
 _META = """
@@ -306,6 +308,8 @@ class SqliteOutput:
                     )
         statement = self._statements.get(names)
         if statement is None:
+            if len(self._statements) >= STATEMENTS_KEPT:
+                self._statements.clear()  # a callback's records may vary without end
             statement = self._statement(names)
             self._statements[names] = statement
         self._db.execute(statement, [*(_stored(record[name]) for name in names), url, fetched_at])

@@ -80,7 +80,7 @@ def write_board_spiders(path: Path, base: str, pages: int, concurrency: int) -> 
 
     Spiders: ``board`` (all pages from a ``{page}`` template, queued at start, like the
     Scrapy spider), ``board_follow`` (page 1, then each ``下一页`` link, so one page
-    at a time) and ``board_curl`` (``board`` on the curl wire).
+    at a time) and ``board_aiohttp`` (``board`` on the aiohttp wire).
     """
     board_page = f"""    pattern: {_quote(BOARD_PATTERN)}
     flags: [DOTALL]
@@ -104,12 +104,12 @@ def write_board_spiders(path: Path, base: str, pages: int, concurrency: int) -> 
     start: {_quote(board_url(base, 1))}
 {board_page}    follow:
       - {{pattern: {_quote(NEXT_PATTERN)}, to: main}}
-  board_curl:
-    description: the board spider on the curl wire (issue 15)
+  board_aiohttp:
+    description: the board spider on the aiohttp wire (the default is curl, issue 15)
     start: {_quote(f"{base}/board/{{page}}.html")}
     vars:
       page: {{range: [1, {pages + 1}]}}
-    wire: curl
+    wire: aiohttp
 {board_page}"""
     path.write_text(_SETTINGS.format(concurrency=concurrency) + spiders, encoding="utf-8")
 

@@ -79,7 +79,7 @@ class CrawlSettings:
     skip: tuple[regex.Pattern[str], ...] = ()
     max_depth: int | None = None
     max_pages: int | None = None
-    wire: str = "aiohttp"
+    wire: str = "curl"
     """The HTTP client: one of ``WIRES``."""
 
     @property
@@ -237,7 +237,7 @@ class _SpecReader(PageReader, StartReader):
                     raise self.error(
                         value,
                         f"{label} must be one of {', '.join(WIRES)}, not {wire!r}; "
-                        "aiohttp is the default.",
+                        "curl is the default.",
                     )
                 changes[key] = wire
             elif key == "content_types":

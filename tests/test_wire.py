@@ -300,7 +300,7 @@ def test_the_wire_setting_is_read_and_checked() -> None:
         parse_spiders("spiders:\n  a: {start: 'http://a.test/', pattern: x, wire: requests}\n")
     assert str(failure.value) == (
         "spiders.yaml:2:50: spider 'a': wire must be one of aiohttp, curl, not 'requests'; "
-        "aiohttp is the default."
+        "curl is the default."
     )
 
 

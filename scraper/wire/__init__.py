@@ -2,13 +2,12 @@
 
 Three implementations of one small interface (``Wire``), one module each:
 
-- ``AiohttpWire`` (``aiohttpwire``), the default: an aiohttp session used
-  directly. It costs a fraction of the CPU per request that httpx's own pool
-  does, which is what bounds a crawl against a fast site.
-- ``CurlWire`` (``curlwire``), chosen by ``wire: curl``: libcurl's multi
-  interface (pycurl) driven by a thread of its own, which hands finished answers
-  to the crawl's event loop in batches, so Python is not called for every socket
-  event.
+- ``CurlWire`` (``curlwire``), the default: libcurl's multi interface (pycurl)
+  driven by a thread of its own, which hands finished answers to the crawl's
+  event loop in batches, so Python is not called for every socket event and the
+  HTTP work runs beside the crawl's (~1.15x the pages/s of aiohttp on the bench).
+- ``AiohttpWire`` (``aiohttpwire``), chosen by ``wire: aiohttp``: an aiohttp
+  session used directly, a fraction of httpx's CPU per request.
 - ``HttpxWire`` (``httpxwire``): an ``httpx.AsyncClient`` over any httpx
   transport. Used when a transport is given: vcrpy cassettes (which patch httpx's
   transports), tests that route hosts to a local server, custom transports.

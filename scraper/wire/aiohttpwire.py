@@ -1,4 +1,4 @@
-"""``AiohttpWire``: the wire over an aiohttp session, the default."""
+"""``AiohttpWire``: the wire over an aiohttp session (``wire: aiohttp``)."""
 
 from __future__ import annotations
 

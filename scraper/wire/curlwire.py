@@ -98,6 +98,7 @@ class CurlWire:
         self._wake_out.setblocking(False)
         self._wake_in.setblocking(False)
         self._closing = False
+        self._wake_due = False
         self._lines: list[bytes] | None = None
         """The wire's own header lines, made once; None if one cannot be sent."""
         with contextlib.suppress(WireError):  # then each get() says so, naming its URL
@@ -139,20 +140,28 @@ class CurlWire:
         self._closing = True
         thread = self._thread
         if thread is not None:
-            self._send("stop", "", None)
-            thread.join()  # at once: the thread only waits in select(), which the send wakes
+            self._new.append(("stop", "", None))
+            self._wake()
+            thread.join()  # at once: the thread only waits in select(), which this wakes
         self._wake_in.close()
         self._wake_out.close()
 
     def _send(self, what: str, url: str, item: Any) -> None:
-        """Hand ``item`` to the curl thread, waking it if it may be asleep."""
-        empty = not self._new
+        """Hand ``item`` to the curl thread, which is woken once the loop's round ends:
+        the requests a round of the crawl sends share one wake-up (a system call, and the
+        GIL handed to the curl thread and back)."""
         self._new.append((what, url, item))
-        if empty:  # else a wake-up is on its way already, or the thread is still taking
-            try:  # noqa: SIM105 (once a request: a with statement costs more)
-                self._wake_in.send(b"\0")
-            except OSError:  # the socket is full of wake-ups: the thread will wake anyway
-                pass
+        if not self._wake_due:
+            self._wake_due = True
+            assert self._loop is not None
+            self._loop.call_soon(self._wake)
+
+    def _wake(self) -> None:
+        self._wake_due = False
+        try:  # noqa: SIM105 (a with statement costs more)
+            self._wake_in.send(b"\0")
+        except OSError:  # full of wake-ups (the thread will wake anyway), or closed
+            pass
 
     # -- the curl thread -----------------------------------------------------------------
 

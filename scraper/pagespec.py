@@ -12,7 +12,8 @@ A JSON page kind (``items:``, ``from:``, ``fields:`` as a mapping of JSON paths,
 or a ``follow: {path: ...}`` rule) takes its records from JSON instead: its
 source and paths are read by ``scraper.jsonspec``. ``page_fields:`` and
 ``constants:`` add values stated once per page to every record of the kind;
-``unique:`` is read and checked by ``scraper.uniquespec``.
+``unique:`` is read and checked by ``scraper.uniquespec``. ``refresh: true`` has
+``--incremental`` re-crawls fetch every page of the kind again (``scraper.incremental``).
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ PAGE_KEYS = (
     "from",
     "items",
     "page_fields",
+    "refresh",
 )
 NAMED_PAGE_KEYS = (*PAGE_KEYS, "constants", "unique")
 """The keys of a page kind under ``pages:``; inline, ``constants`` and ``unique`` are the
@@ -85,6 +87,9 @@ class PageSpec:
     unique: tuple[str, ...] | None = None
     """Fields whose values a record may not share with one written before (``unique:``);
     ``None``: the spider's ``unique``."""
+    refresh: bool = False
+    """Whether an ``--incremental`` re-crawl fetches the pages of this kind again (asking
+    whether they changed), though they yielded records before: listings, pagers."""
 
     @property
     def makes_records(self) -> bool:
@@ -158,6 +163,9 @@ class PageReader(FollowReader, UniqueReader):
         constants: dict[str, Any] = {}
         if "constants" in entries:
             constants = self.constants(entries["constants"][1], where)
+        refresh = False
+        if "refresh" in entries:
+            refresh = self.typed(entries["refresh"][1], bool, f"{where}: refresh", "true or false")
         unique = None
         if "unique" in entries:
             unique, self.unique_nodes[name] = self.unique(entries["unique"][1], f"{where}: unique")
@@ -179,6 +187,7 @@ class PageReader(FollowReader, UniqueReader):
             page_fields=page_fields,
             constants=constants,
             unique=unique,
+            refresh=refresh,
         )
 
     def page_fields(self, node: yaml.Node, where: str) -> PageFields:

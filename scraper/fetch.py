@@ -6,7 +6,10 @@ caps and inflates bodies, and decodes them (``scraper.charset``).
 
 A fetch either returns a decoded ``Page`` or raises ``FetchError`` with a short
 reason (``timeout``, ``http 404``, ``too large``, ``bad redirect``, ...) that the
-crawl counts; whatever a server answers, nothing else comes out of ``fetch``.
+crawl counts; whatever a server answers, nothing else comes out of ``fetch``. A
+conditional request (``headers`` with ``If-None-Match`` / ``If-Modified-Since``,
+from ``--incremental``) answered 304 is a ``Page`` of status 304 and no body; a
+304 to any other request is read as a page like a 200, as it always was.
 """
 
 from __future__ import annotations
@@ -59,20 +62,27 @@ class Fetcher:
         self.allow_url = allow_url
         self.on_throttle = on_throttle
 
-    async def fetch(self, request: Request, *, truncate_at: int | None = None) -> Page:
+    async def fetch(
+        self,
+        request: Request,
+        *,
+        truncate_at: int | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Page:
         """Fetch ``request``, retrying transient failures; raise ``FetchError`` if it fails.
 
         Connection errors, timeouts, 408, 429 and 5xx are retried up to ``retries``
         times with exponential backoff and jitter; a 429 or 503 waits what its
         Retry-After says and reports the host to ``on_throttle`` (which slows it).
         With ``truncate_at``, a body is cut at that many bytes instead of failing
-        past ``max_bytes``.
+        past ``max_bytes``. ``headers`` are sent with this request (and its redirects)
+        on top of the settings' own.
         """
         attempt = 0
         while True:
             try:
                 async with asyncio.timeout(self.settings.timeout):
-                    return await self._follow_redirects(request, truncate_at)
+                    return await self._follow_redirects(request, truncate_at, headers)
             except TimeoutError:
                 failure = _Retryable("timeout", f"no complete answer in {self.settings.timeout}s")
             except _Retryable as retryable:
@@ -85,12 +95,17 @@ class Fetcher:
             await asyncio.sleep(wait)
             attempt += 1
 
-    async def _follow_redirects(self, request: Request, truncate_at: int | None) -> Page:
+    async def _follow_redirects(
+        self, request: Request, truncate_at: int | None, headers: Mapping[str, str] | None
+    ) -> Page:
         url = request.url
         seen = {url}
         for _ in range(self.settings.max_redirects + 1):
-            response = await self._get(url)
+            response = await self._get(url, headers)
             try:
+                if response.status == 304 and headers:
+                    # Not modified since the answer the headers name: nothing to read.
+                    return Page(url, 304, response.raw_headers, b"", "", "utf-8", request)
                 if response.status in REDIRECT_STATUSES:
                     location = response.headers.get("location")
                     if location is None:
@@ -107,9 +122,9 @@ class Fetcher:
             "too many redirects", f"more than {self.settings.max_redirects} from {request.url}"
         )
 
-    async def _get(self, url: str) -> WireResponse:
+    async def _get(self, url: str, headers: Mapping[str, str] | None = None) -> WireResponse:
         try:
-            return await self.wire.get(url)
+            return await self.wire.get(url, headers)
         except WireError as failure:
             if not failure.retry:
                 raise FetchError(failure.reason, failure.detail) from None

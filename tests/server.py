@@ -1,5 +1,8 @@
 """A real HTTP/1.1 test server on 127.0.0.1 with static pages, fault modes and a request log.
 
+A page added with an ``ETag`` or ``Last-Modified`` header answers a conditional GET
+that finds it unchanged (``If-None-Match``, ``If-Modified-Since``) with a 304.
+
 Also provides ``LocalRouteTransport``: an httpx transport that sends requests for chosen
 hostnames to the local server while callers keep seeing the original URLs.
 """
@@ -16,6 +19,7 @@ import time
 import zlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from socketserver import TCPServer
@@ -155,7 +159,10 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send(404, NOT_FOUND)
             elif route.mode == "page":
                 site._stopping.wait(site.hold)
-                self._send(**route.options)
+                if _unchanged(self.headers, route.options["headers"]):
+                    self._not_modified(route.options["headers"])
+                else:
+                    self._send(**route.options)
             else:
                 getattr(self, f"_fault_{route.mode}")(route, **route.options)
         except OSError:  # client went away, or we cut the connection on purpose
@@ -182,6 +189,14 @@ class _Handler(BaseHTTPRequestHandler):
         self._head(status, len(data), content_type, headers)
         if self.command != "HEAD":
             self.wfile.write(data)
+
+    def _not_modified(self, headers: Mapping[str, str]) -> None:
+        """A 304: the validators of the page, no body."""
+        self.send_response(304)
+        for name, value in headers.items():
+            if name.lower() in ("etag", "last-modified"):
+                self.send_header(name, value)
+        self.end_headers()
 
     def _stream(self, chunks: Iterator[bytes], interval: float = 0.0) -> None:
         """Write chunks, ``interval`` seconds apart; give up as soon as the site stops."""
@@ -280,6 +295,26 @@ class _Handler(BaseHTTPRequestHandler):
         head = ("\r\n".join(lines) + "\r\n\r\n").encode("utf-8")
         self.wfile.write(head + data + trailing)
         self.close_connection = True
+
+
+def _unchanged(request: Any, page_headers: Mapping[str, str]) -> bool:
+    """Whether a conditional GET finds the page unchanged: its ETag among If-None-Match's
+    (weak or strong), else (no If-None-Match) its Last-Modified not after If-Modified-Since."""
+    page = {name.lower(): value for name, value in page_headers.items()}
+    tags = request.get("If-None-Match")
+    if tags is not None:
+        etag = page.get("etag")
+        if etag is None:
+            return False
+        wanted = {tag.strip().removeprefix("W/") for tag in tags.split(",")}
+        return "*" in wanted or etag.removeprefix("W/") in wanted
+    since, modified = request.get("If-Modified-Since"), page.get("last-modified")
+    if since is None or modified is None:
+        return False
+    try:
+        return parsedate_to_datetime(modified) <= parsedate_to_datetime(since)
+    except (TypeError, ValueError):
+        return False
 
 
 FAULT_MODES = frozenset(n.removeprefix("_fault_") for n in dir(_Handler) if n.startswith("_fault_"))

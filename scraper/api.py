@@ -207,6 +207,8 @@ def run(
     table: str | None = None,
     key: Sequence[str] | None = None,
     resume: bool = False,
+    incremental: bool = False,
+    since: float | None = None,
     offline: bool = False,
     cassette: str | Path | None = None,
     **settings: Any,
@@ -218,7 +220,10 @@ def run(
     ``bom``, ``table`` and ``key`` as ``--bom``, ``--table`` and ``--key``); ``"-"``
     is stdout. With ``output=None`` the records are counted, not kept. ``resume=True``
     is ``--resume``: the crawl state is kept beside the output, and a run that was
-    interrupted continues. ``offline``, ``cassette`` and settings as for ``crawl``.
+    interrupted continues. ``incremental=True`` is ``--incremental`` (``since=DAYS``
+    its ``--since``): a re-crawl that fetches and writes only what is new since the
+    last run, its state kept beside the output. ``offline``, ``cassette`` and
+    settings as for ``crawl``.
     The crawl runs in a worker thread; a ``KeyboardInterrupt`` stops it, leaves the
     output whole and is raised on.
     """
@@ -233,22 +238,33 @@ def run(
     path = None if output is None or str(output) == "-" else Path(output)
     if resume and path is None:
         raise TypeError("run(resume=True) needs an output file: add output=PATH.")
+    if incremental and path is None:
+        raise TypeError("run(incremental=True) needs an output file: add output=PATH.")
+    if since is not None and not incremental:
+        raise TypeError("run(): since= goes with incremental=True.")
     keys = None if key is None else (key,) if isinstance(key, str) else tuple(key)
     options = OutputOptions(format=format, bom=bom, table=table, key=keys)
     with ExitStack() as stack:
         if path is not None:
             state_path = Path(f"{path}.state")
             CrawlState.check_paths(state_path, path)
-            for claimed in (path, state_path) if resume else (path,):
+            for claimed in (path, state_path) if resume or incremental else (path,):
                 lock = RunLock.claim(claimed, "path")
                 if lock is not None:
                     stack.callback(lock.release)
-        stats = run_in_thread(lambda: _into_output(job, output, resume, options))
+        stats = run_in_thread(
+            lambda: _into_output(job, output, resume, options, incremental, since)
+        )
     return RunResult.of(job.spider.name, path, stats)
 
 
 async def _into_output(
-    job: Job, output: str | Path | None, resume: bool, options: OutputOptions
+    job: Job,
+    output: str | Path | None,
+    resume: bool,
+    options: OutputOptions,
+    incremental: bool = False,
+    since: float | None = None,
 ) -> CrawlStats:
     """Crawl ``job`` into ``output`` as ``scraper run -o`` does (``None``: nowhere).
 
@@ -257,12 +273,17 @@ async def _into_output(
     """
     from contextlib import ExitStack
 
+    from scraper.incremental import open_recrawl
     from scraper.output import open_for_crawl, row_counts
 
     if output is None:
         return await job.crawl(_Counted())
     with ExitStack() as stack:
-        writer, state = open_for_crawl(stack, output, job.spider, options=options, resume=resume)
+        writer, state = (
+            open_recrawl(stack, output, job.spider, options=options, resume=resume, since=since)
+            if incremental
+            else open_for_crawl(stack, output, job.spider, options=options, resume=resume)
+        )
         stats = await job.crawl(writer, state=state)
         stats.rows = row_counts(writer)
         return stats

@@ -155,7 +155,23 @@ def _parser() -> argparse.ArgumentParser:
         help="keep the crawl state beside the output (-o) and continue from it if it exists",
     )
     run.add_argument(
-        "--state", metavar="PATH", help="the state file for --resume (default: OUTPUT.state)"
+        "--incremental",
+        action="store_true",
+        help="a re-crawl: fetch and write only what is new since the last run (pages that "
+        "yielded records are not fetched again, records written before are not written "
+        "again); the state is kept beside -o, or in --state PATH",
+    )
+    run.add_argument(
+        "--since",
+        type=_days,
+        metavar="DAYS",
+        help="with --incremental: fetch again the pages done more than DAYS days ago "
+        "(a number; 0: every page)",
+    )
+    run.add_argument(
+        "--state",
+        metavar="PATH",
+        help="the state file for --resume or --incremental (default: OUTPUT.state)",
     )
     run.add_argument(
         "--workers",
@@ -370,6 +386,16 @@ def _configure_logging(args: argparse.Namespace) -> None:
     logger.handlers[:] = [handler]
     logger.propagate = False
     logger.setLevel(logging.INFO if args.verbose else logging.WARNING)
+
+
+def _days(text: str) -> float:
+    try:
+        days = float(text)
+    except ValueError:
+        days = -1.0
+    if not (0 <= days < float("inf")):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of days (0 or more)")
+    return days
 
 
 def _columns(text: str) -> int:

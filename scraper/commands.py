@@ -78,6 +78,7 @@ def run_command(args: argparse.Namespace) -> int:
     """``scraper run``: crawl one spider, records out as JSON Lines (or -o's format)."""
     from scraper.callbacks import resolve_callbacks
     from scraper.crawler import run_spider
+    from scraper.incremental import open_recrawl
     from scraper.output import open_for_crawl, row_counts
     from scraper.spec import load_spiders
     from scraper.state import CrawlState
@@ -88,12 +89,20 @@ def run_command(args: argparse.Namespace) -> int:
     callbacks = resolve_callbacks(spider, spider_path.parent)
     if args.cassette and not (args.offline or args.record):
         raise ScraperError("--cassette goes with --offline or --record.")
-    if (args.resume or args.state) and not args.output:
+    if (args.resume or args.state) and not args.output and not args.incremental:
         raise ScraperError("--resume needs an output file: add -o PATH.")
-    if args.state and not args.resume:
-        raise ScraperError("--state goes with --resume.")
+    if args.state and not (args.resume or args.incremental):
+        raise ScraperError("--state goes with --resume or --incremental.")
+    if args.since is not None and not args.incremental:
+        raise ScraperError("--since goes with --incremental.")
     if args.crawl is not None and args.redis is None:
         raise ScraperError("--crawl goes with --redis.")
+    if args.incremental and (args.redis is not None or args.workers != 1):
+        raise ScraperError(
+            "--incremental is for single-process runs: it does not go with --redis or "
+            "--workers (what it keeps between runs is one process's SQLite file; a shared "
+            "crawl keeps its state in Redis)."
+        )
     if args.redis is not None:
         return _run_redis(args, spider, callbacks)  # records go to -o or nowhere
     if args.output is None and sys.stdout is None:
@@ -105,20 +114,35 @@ def run_command(args: argparse.Namespace) -> int:
         return _run_workers(args, spider)
     with ExitStack() as stack:
         transport = _cassette(stack, args, spider)
+        kept = args.resume or args.incremental
         if args.output:
             state_path = Path(args.state or f"{args.output}.state")
             CrawlState.check_paths(state_path, Path(args.output))
             _claim(stack, args.output, "-o PATH")
-            if args.resume:
+            if kept:
                 _claim(stack, state_path, "--state PATH")
-        writer, state = open_for_crawl(
-            stack,
-            args.output,
-            spider,
-            options=options,
-            resume=args.resume,
-            state_path=args.state,
-        )
+        elif args.state:
+            _claim(stack, args.state, "--state PATH")
+        state: CrawlState | None
+        if args.incremental:
+            writer, state = open_recrawl(
+                stack,
+                args.output,
+                spider,
+                options=options,
+                state_path=args.state,
+                resume=args.resume,
+                since=args.since,
+            )
+        else:
+            writer, state = open_for_crawl(
+                stack,
+                args.output,
+                spider,
+                options=options,
+                resume=args.resume,
+                state_path=args.state,
+            )
         progress = Progress() if not args.quiet and sys.stderr.isatty() else None
         stats, stopped_by = run_spider(
             spider,

@@ -13,6 +13,11 @@ raised from ``run()``. The crawl ends when the frontier is empty and no page is
 in flight. SIGINT, SIGTERM and SIGHUP stop taking new requests and give the
 ones in flight ``STOP_GRACE`` seconds to finish.
 
+With the state of ``--incremental`` re-crawls (``scraper.incremental``), a page
+that yielded records in an earlier run is not fetched, one whose last answer
+was kept is asked whether it changed (a 304 leads to the links of that answer),
+and only the records not written before are written.
+
 Nothing a page or a spider does may hold the event loop: pages are extracted
 by ``scraper.pagework`` (slow patterns and callbacks in daemon threads).
 """
@@ -49,6 +54,7 @@ from scraper.wire import open_wire
 if TYPE_CHECKING:
     import httpx
 
+    from scraper.incremental import RecrawlState
     from scraper.state import CrawlState
 
 log = logging.getLogger("scraper")
@@ -94,6 +100,12 @@ class Crawler:
         self.transport = transport
         self.on_progress = on_progress
         self.state = state
+        self._recrawl: RecrawlState | None = None
+        """The state of ``--incremental`` re-crawls, when the crawl keeps one."""
+        if state is not None:
+            from scraper.incremental import RecrawlState
+
+            self._recrawl = state if isinstance(state, RecrawlState) else None
         self.shard = shard
         self.pause = pause
         self.stats = CrawlStats()
@@ -108,10 +120,11 @@ class Crawler:
 
     async def run(self) -> CrawlStats:
         """Crawl until no request is left (or a stop signal); return the stats."""
-        self.stats = CrawlStats()
+        self.stats = CrawlStats(incremental=self._recrawl is not None)
         self._stop = asyncio.Event()
         self._changed = asyncio.Event()
         self._signals = add_stop_handlers(self.stop)
+        completed = False
         tasks: list[asyncio.Future[Any]] = []
         wire = None
         try:
@@ -133,6 +146,7 @@ class Crawler:
                     asyncio.create_task(report_progress(lambda: self.stats, self.on_progress))
                 )
             await asyncio.wait({crawl, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            completed = crawl.done() and not self._stop.is_set()
             if not crawl.done():
                 if self._fatal is None:
                     log.warning("stopping: finishing the pages in flight (up to %.0fs)", STOP_GRACE)
@@ -150,6 +164,8 @@ class Crawler:
             self.stats.finished = time.monotonic()
         if self._fatal is not None:
             raise self._fatal
+        if completed and self._recrawl is not None:
+            self._recrawl.end_run()
         return self.stats
 
     def _load_frontier(self) -> bool:
@@ -217,6 +233,13 @@ class Crawler:
         self._changed = asyncio.Event()
 
     async def _process(self, fetcher: Fetcher, request: Request) -> None:
+        recrawl, last = self._recrawl, None
+        if recrawl is not None:
+            last = recrawl.last_answer(request)
+            if recrawl.skips(request, last):
+                self.stats.done_before += 1
+                self._finish(request)
+                return
         host = self._host(request.host)
         if self._robots is not None:
             allowed, crawl_delay = await self._robots.check(request.url)
@@ -226,12 +249,21 @@ class Crawler:
                 self._finish(request)
                 return
             host.delay = max(host.delay, crawl_delay)
+        conditional = last.conditional if last is not None else None
         async with host:
             try:
-                page = await fetcher.fetch(request)
+                page = await fetcher.fetch(request, headers=conditional)
             except FetchError as failure:
                 self._fail(request, Failure(failure.reason, failure.detail))
                 return
+        if page.status == 304 and conditional and recrawl and last:
+            # Unchanged since its last answer: its links lead on as they did then.
+            for link in recrawl.links(request):
+                self.frontier.follow(link)
+            recrawl.not_modified(request, last, page)
+            self.stats.not_modified += 1
+            self._finish(request)
+            return
         kind = request.page or self.spider.first_page
         result = await self._pages.extract(page, kind)
         if isinstance(result, Failure):
@@ -241,6 +273,10 @@ class Crawler:
         for link in result.requests:
             self.frontier.follow(link)
         records = self.unique.keep(result.records, kind)
+        if recrawl is not None:
+            records, unchanged = recrawl.new_records(records, kind)
+            self.stats.unchanged += unchanged
+            recrawl.answered(request, last, page, result.requests, bool(result.records))
         left_out = self._write(records, page.url)
         self.stats.pages += 1
         self.stats.records += len(records) - left_out.total()

@@ -69,8 +69,13 @@ create table if not exists record_key (hash integer primary key);
 class CrawlState:
     """The SQLite file of one crawl; ``spider`` guards against resuming another spider.
 
-    ``output`` is the file whose size and tail each ``commit`` vouches for.
+    ``output`` is the file whose size and tail each ``commit`` vouches for. A state
+    of ``--incremental`` re-crawls (``scraper.incremental.RecrawlState``) is refused
+    here, and this one there: each keeps what the other does not.
     """
+
+    KIND = "resume"
+    """What the state is kept for, noted in it: ``resume``, or ``incremental``."""
 
     def __init__(self, path: Path, spider: str, output: Path | None = None) -> None:
         import sqlite3  # only --resume needs it: kept off every other run's start-up
@@ -102,6 +107,7 @@ class CrawlState:
                     "give this crawl its own --state PATH."
                 )
             self._set_meta("spider", spider)
+            self._check_kind(existed)
         except sqlite3.DatabaseError as exc:
             self._db.close()
             if existed:
@@ -256,7 +262,7 @@ class CrawlState:
 
         rows = []
         for key, request in self._added:
-            row = _row(key, request)
+            row = request_row(key, request)
             if isinstance(row, str):
                 log.warning(
                     "not keeping %s in the crawl state %s: %s; a resumed run would not fetch it",
@@ -281,6 +287,7 @@ class CrawlState:
                 self._db.executemany(
                     "insert or ignore into record_key (hash) values (?)", self._record_keys
                 )
+                self._save_more()
                 self._set_meta("output_size", str(output_size))
                 self._set_meta("output_tail", tail)
         except (sqlite3.Error, OSError) as exc:
@@ -300,6 +307,25 @@ class CrawlState:
         if self._output_fd >= 0:
             os.close(self._output_fd)
             self._output_fd = -1
+
+    def _save_more(self) -> None:
+        """Write, in the transaction of ``commit``, what a subclass keeps besides."""
+
+    def _check_kind(self, existed: bool) -> None:
+        """Refuse a state kept for the other kind of run (``KIND``); note this one's."""
+        found = self._meta("kind") or ("resume" if existed else self.KIND)
+        if found != self.KIND and found == "incremental":
+            raise ScraperError(
+                f"{self.path} holds the state of --incremental re-crawls; run with "
+                "--incremental (and --resume to continue an interrupted one), or give this "
+                "crawl its own --state PATH."
+            )
+        if found != self.KIND:
+            raise ScraperError(
+                f"{self.path} holds the state of a crawl run without --incremental; give the "
+                f"re-crawls their own --state PATH, or delete {self.path} to start them there."
+            )
+        self._set_meta("kind", self.KIND)
 
     def _check(self) -> None:
         """Refuse a file that is not a sound crawl state (damaged, truncated, foreign)."""
@@ -390,8 +416,9 @@ class CrawlState:
         self._db.execute("insert or replace into meta values (?, ?)", (name, value))
 
 
-def _row(key: str, request: Request) -> tuple[str, str, str | None, int, str] | str:
-    """The row that stores ``request``, or why it cannot be stored."""
+def request_row(key: str, request: Request) -> tuple[str, str, str | None, int, str] | str:
+    """The row that stores ``request`` (key, URL, page kind, depth, carried fields as
+    JSON), or why it cannot be stored."""
     try:
         # ASCII escapes keep a lone surrogate in a carried value storable (SQLite wants UTF-8).
         carry = json.dumps(dict(request.carry), ensure_ascii=True)

@@ -27,6 +27,15 @@ class CrawlStats:
     finished: float | None = None
     rows: Counter[str] | None = None
     """Rows a SQLite output added (``new``) and ``updated``; None for other outputs."""
+    incremental: bool = False
+    """Whether the run is an ``--incremental`` re-crawl, whose summary has the three
+    counts below."""
+    not_modified: int = 0
+    """Pages that answered 304 to a conditional request (not counted in ``pages``)."""
+    done_before: int = 0
+    """Pages not fetched: they yielded records in an earlier run."""
+    unchanged: int = 0
+    """Records not written: identical to one an earlier page or run wrote."""
 
     def merge(self, other: CrawlStats) -> None:
         """Add ``other``'s counts to these (the shares of several worker processes)."""
@@ -66,8 +75,8 @@ class CrawlStats:
 
     @property
     def pages_per_second(self) -> float:
-        """Pages fetched (failed ones included) per second of the crawl."""
-        done = self.pages + self.failures
+        """Pages fetched (failed and not modified ones included) per second of the crawl."""
+        done = self.pages + self.failures + self.not_modified
         return done / self.elapsed if self.elapsed > 0 else 0.0
 
     @property
@@ -84,15 +93,19 @@ class CrawlStats:
 
     def summary(self) -> str:
         """The end-of-run report, one fact a line."""
-        lines = [
-            f"pages fetched:   {self.pages}",
-            f"pages failed:    {self.failures}{_by_reason(self.failed)}",
-            f"records written: {self.records}",
-            f"records dropped: {sum(self.dropped.values())}{_by_reason(self.dropped)}",
-        ]
+        recrawl = self.incremental
+        lines = [f"pages fetched:   {self.pages}"]
+        if recrawl:
+            lines.append(f"pages unchanged: {self.not_modified} (304 not modified)")
+            lines.append(f"pages skipped:   {self.done_before} (already done)")
+        lines.append(f"pages failed:    {self.failures}{_by_reason(self.failed)}")
+        lines.append(f"records written: {self.records}")
         if self.rows is not None:
             new, updated = self.rows["new"], self.rows["updated"]
-            lines.insert(3, f"rows:            {new} new, {updated} updated")
+            lines.append(f"rows:            {new} new, {updated} updated")
+        if recrawl:
+            lines.append(f"records skipped: {self.unchanged} (unchanged)")
+        lines.append(f"records dropped: {sum(self.dropped.values())}{_by_reason(self.dropped)}")
         if self.skipped:
             lines.append(f"links skipped:   {sum(self.skipped.values())}{_by_reason(self.skipped)}")
         for kind, count in self.empty_pages.most_common():

@@ -133,7 +133,10 @@ def test_resume_after_a_finished_crawl_fetches_nothing_again(
     ("args", "message"),
     [
         (["--resume"], "scraper: error: --resume needs an output file: add -o PATH.\n"),
-        (["-o", "x.jsonl", "--state", "s"], "scraper: error: --state goes with --resume.\n"),
+        (
+            ["-o", "x.jsonl", "--state", "s"],
+            "scraper: error: --state goes with --resume or --incremental.\n",
+        ),
     ],
 )
 def test_resume_options_are_checked(tmp_path: Path, args: list[str], message: str) -> None:

@@ -26,10 +26,8 @@ import select
 import socket
 import ssl
 import threading
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from typing import Any
-
-from multidict import CIMultiDict
 
 from scraper.errors import ScraperError
 from scraper.spec import CrawlSettings
@@ -45,42 +43,14 @@ except ImportError as exc:  # no wheel for this platform, or not installed
         "with aiohttp."
     ) from None
 
+# After pycurl, whose missing wheel the error above explains.
+from scraper.wire.curlanswer import Transfer, encode_headers, response, went_bad_in_the_pool
+
 MIN_BODY_CAP = 1 << 20
 """Bytes a body is always read up to, whatever ``max_bytes`` says: robots.txt is cut
 (not refused) at 500 KiB."""
 IDLE_WAIT = 1.0
 """Seconds the curl thread sleeps with nothing to do before looking for a closed loop."""
-
-# libcurl's error codes, by what the crawl counts them as.
-_BAD_URL = {pycurl.E_URL_MALFORMAT}
-_CONNECT = {
-    pycurl.E_COULDNT_RESOLVE_PROXY,
-    pycurl.E_COULDNT_RESOLVE_HOST,
-    pycurl.E_COULDNT_CONNECT,
-    pycurl.E_SSL_CONNECT_ERROR,
-    pycurl.E_PEER_FAILED_VERIFICATION,
-}
-_TOO_LARGE = pycurl.E_FILESIZE_EXCEEDED
-_NOT_RESENT = {*_BAD_URL, *_CONNECT, pycurl.E_OPERATION_TIMEDOUT, pycurl.E_BAD_FUNCTION_ARGUMENT}
-
-
-class _Transfer:
-    """One GET in flight: its future, its handle, and what came back so far."""
-
-    __slots__ = ("body", "code", "fresh", "future", "handle", "header_lines", "message", "reused")
-
-    def __init__(self, future: asyncio.Future[None], fresh: bool) -> None:
-        self.future = future
-        self.fresh = fresh
-        """On a new connection, not one kept alive."""
-        self.handle: Any = None
-        self.header_lines: list[bytes] = []
-        self.body: list[bytes] = []
-        self.code = 0
-        """libcurl's error code (0: none) and message, set when the transfer ends."""
-        self.message = ""
-        self.reused = False
-        """Whether it ran on a connection kept alive from an earlier request."""
 
 
 class CurlWire:
@@ -102,7 +72,7 @@ class CurlWire:
         self._lines: list[bytes] | None = None
         """The wire's own header lines, made once; None if one cannot be sent."""
         with contextlib.suppress(WireError):  # then each get() says so, naming its URL
-            self._lines = _header_lines("", headers)
+            self._lines = encode_headers("", headers)
 
     async def get(self, url: str, headers: Mapping[str, str] | None = None) -> WireResponse:
         if self._closing:
@@ -114,20 +84,20 @@ class CurlWire:
         assert self._loop is not None
         lines = self._lines
         if headers or lines is None:
-            lines = _header_lines(url, {**self.headers, **(headers or {})})
+            lines = encode_headers(url, {**self.headers, **(headers or {})})
         transfer = await self._transfer(url, lines, fresh=False)
-        if _went_bad_in_the_pool(transfer):
+        if went_bad_in_the_pool(transfer):
             # A kept-alive connection can go bad while it waits in the pool (closed, or
             # holding bytes an earlier answer sent past its end), and then the request
             # may never have reached the server: once more, on a new connection, as
             # browsers (and the aiohttp wire) do.
             transfer = await self._transfer(url, lines, fresh=True)
-        return _response(url, transfer, self.settings.max_bytes)
+        return response(url, transfer, self.settings.max_bytes)
 
-    async def _transfer(self, url: str, lines: list[bytes], *, fresh: bool) -> _Transfer:
+    async def _transfer(self, url: str, lines: list[bytes], *, fresh: bool) -> Transfer:
         """Hand one GET to the curl thread and wait for it to end."""
         assert self._loop is not None
-        transfer = _Transfer(self._loop.create_future(), fresh)
+        transfer = Transfer(self._loop.create_future(), fresh)
         self._send("get", url, (transfer, lines))
         try:
             await transfer.future
@@ -173,7 +143,7 @@ class CurlWire:
         share.setopt(pycurl.SH_SHARE, pycurl.LOCK_DATA_DNS)
         share.setopt(pycurl.SH_SHARE, pycurl.LOCK_DATA_SSL_SESSION)
         idle: list[Any] = []
-        running: dict[Any, _Transfer] = {}
+        running: dict[Any, Transfer] = {}
         wake = self._wake_out.fileno()
         try:
             while True:
@@ -205,7 +175,7 @@ class CurlWire:
             share.close()
             self._fail_all([t for t, _ in self._drain()] + list(running.values()))
 
-    def _drain(self) -> list[tuple[_Transfer, str]]:
+    def _drain(self) -> list[tuple[Transfer, str]]:
         gets = []
         while self._new:
             what, url, item = self._new.popleft()
@@ -214,7 +184,7 @@ class CurlWire:
         return gets
 
     def _take_new(
-        self, multi: Any, share: Any, idle: list[Any], running: dict[Any, _Transfer]
+        self, multi: Any, share: Any, idle: list[Any], running: dict[Any, Transfer]
     ) -> bool:
         """Start the transfers handed over, drop the cancelled; False on ``stop``."""
         while self._new:
@@ -260,8 +230,8 @@ class CurlWire:
         return handle
 
     def _finished(
-        self, multi: Any, idle: list[Any], running: dict[Any, _Transfer]
-    ) -> list[tuple[_Transfer, int, str]]:
+        self, multi: Any, idle: list[Any], running: dict[Any, Transfer]
+    ) -> list[tuple[Transfer, int, str]]:
         done = []
         while True:
             queued, ok, failed = multi.info_read()
@@ -277,7 +247,7 @@ class CurlWire:
             if not queued:
                 return done
 
-    def _hand_back(self, done: list[tuple[_Transfer, int, str]]) -> bool:
+    def _hand_back(self, done: list[tuple[Transfer, int, str]]) -> bool:
         """Give finished transfers to the event loop in one call; False if it is closed."""
         assert self._loop is not None
         try:
@@ -286,7 +256,7 @@ class CurlWire:
             return False
         return True
 
-    def _fail_all(self, transfers: list[_Transfer]) -> None:
+    def _fail_all(self, transfers: list[Transfer]) -> None:
         if not transfers or self._loop is None:
             return
         closed = [(t, -1, "the wire was closed") for t in transfers]
@@ -306,29 +276,7 @@ def _ca_file() -> str:
     return certifi.where()
 
 
-def _went_bad_in_the_pool(transfer: _Transfer) -> bool:
-    """Whether ``transfer`` failed on a kept-alive connection before any answer came."""
-    if not transfer.code or not transfer.reused or transfer.code in _NOT_RESENT:
-        return False
-    return not any(line.startswith(b"HTTP/") for line in transfer.header_lines)
-
-
-def _header_lines(url: str, headers: Mapping[str, str]) -> list[bytes]:
-    """``headers`` as libcurl takes them; a ``WireError`` for one that cannot be sent."""
-    lines = []
-    for name, value in headers.items():
-        line = f"{name}: {value}".encode()
-        if b"\r" in line or b"\n" in line or b"\0" in line:
-            raise WireError(
-                "bad request",
-                f"{url}: the header {name} holds a line break or NUL, which cannot be sent",
-                retry=False,
-            )
-        lines.append(line)
-    return lines
-
-
-def _prepare(handle: Any, url: str, transfer: _Transfer, lines: list[bytes]) -> None:
+def _prepare(handle: Any, url: str, transfer: Transfer, lines: list[bytes]) -> None:
     transfer.handle = handle
     handle.setopt(pycurl.URL, url)
     handle.setopt(pycurl.FRESH_CONNECT, transfer.fresh)
@@ -337,89 +285,9 @@ def _prepare(handle: Any, url: str, transfer: _Transfer, lines: list[bytes]) -> 
     handle.setopt(pycurl.WRITEFUNCTION, transfer.body.append)
 
 
-def _settle(done: list[tuple[_Transfer, int, str]]) -> None:
+def _settle(done: list[tuple[Transfer, int, str]]) -> None:
     """In the event loop: each finished transfer's ``get`` gets its result."""
     for transfer, code, message in done:
         if not transfer.future.done():
             transfer.code, transfer.message = code, message
             transfer.future.set_result(None)
-
-
-def _response(url: str, transfer: _Transfer, max_bytes: int) -> WireResponse:
-    """The ``WireResponse`` of a finished transfer, or the ``WireError`` it failed with."""
-    status, raw_headers = _parse_head(transfer.header_lines)
-    body = b"".join(transfer.body)
-    failure: WireError | None = None
-    if transfer.code:
-        failure = _failure(url, transfer.code, transfer.message, status, max_bytes)
-        if status is None or failure.reason not in ("broken body", "too large"):
-            raise failure
-    assert status is not None
-    # As aiohttp reads them: UTF-8, any other byte kept as a lone surrogate.
-    headers = CIMultiDict(
-        (name.decode("utf-8", "surrogateescape"), value.decode("utf-8", "surrogateescape"))
-        for name, value in raw_headers
-    )
-
-    async def stream() -> AsyncIterator[bytes]:
-        if body:
-            yield body
-        if failure is not None:
-            raise failure
-
-    async def read() -> bytes:
-        if failure is not None:
-            raise failure
-        return body
-
-    return WireResponse(status, headers, raw_headers, stream, read, _nothing)
-
-
-async def _nothing() -> None:
-    pass
-
-
-def _parse_head(lines: list[bytes]) -> tuple[int | None, list[tuple[bytes, bytes]]]:
-    """Status and header lines of the last answer in ``lines`` (after any 1xx)."""
-    start = None
-    for index in range(len(lines) - 1, -1, -1):
-        if lines[index].startswith(b"HTTP/"):
-            start = index
-            break
-    if start is None:
-        return None, []
-    try:
-        status = int(lines[start].split(None, 2)[1])
-    except (IndexError, ValueError):
-        return None, []
-    raw: list[tuple[bytes, bytes]] = []
-    for line in lines[start + 1 :]:
-        if line[:1] in (b" ", b"\t") and raw:  # an obsolete folded line: part of the last
-            name, value = raw[-1]
-            raw[-1] = (name, value + b" " + line.strip())
-            continue
-        name, colon, value = line.partition(b":")
-        if colon:
-            raw.append((name.strip(), value.strip()))
-    return status, raw
-
-
-def _failure(url: str, code: int, message: str, status: int | None, max_bytes: int) -> WireError:
-    detail = message or f"libcurl error {code}"
-    if code == _TOO_LARGE:
-        return WireError(
-            "too large", f"the body is over max_bytes ({max_bytes} bytes)", retry=False
-        )
-    if code in _BAD_URL or (
-        code == pycurl.E_UNSUPPORTED_PROTOCOL and not url.startswith(("http://", "https://"))
-    ):
-        return WireError("bad url", f"{url}: {detail}", retry=False)
-    if code in _CONNECT:
-        return WireError("connect error", detail)
-    if code == pycurl.E_OPERATION_TIMEDOUT:
-        return WireError("timeout", detail)
-    if code == pycurl.E_BAD_FUNCTION_ARGUMENT:
-        return WireError("bad request", f"{url}: {detail}", retry=False)
-    if status is not None:  # the head came and the body did not come whole
-        return WireError("broken body", detail)
-    return WireError("connection error", detail)

@@ -58,6 +58,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("scraper")
 
 DAY = 86_400.0
+LOOKUP_BATCH = 500
+"""Record hashes looked up in the state in one query (SQLite takes 999 parameters at least)."""
 
 _TABLES = """
 create table if not exists page_answer (
@@ -258,20 +260,33 @@ class RecrawlState(CrawlState):
         written with other values; one without, when no identical record was written.
         """
         fields = self.keys.get(kind)
+        hashed = [
+            (
+                record,
+                record_hash(record, tuple(record)),
+                record_hash(record, fields) if fields else None,
+            )
+            for record in records
+        ]
+        # One look-up a page, not a record: what the state holds of these hashes.
+        if fields:
+            query = "select key, hash from record_version where key in ({})"
+            stored = self._stored(query, [key for _, _, key in hashed if key is not None])
+        else:
+            query = "select hash, hash from record_hash where hash in ({})"
+            stored = self._stored(query, [digest for _, digest, _ in hashed if digest is not None])
         kept: list[Record] = []
         unchanged = 0
-        for record in records:
-            digest = record_hash(record, tuple(record))
-            key = record_hash(record, fields) if fields else None
-            if digest is None:  # JSON cannot hold it: the output leaves it out, with why
+        for record, digest, key in hashed:
+            if digest is None:  # JSON cannot hold it: the output leaves it out, saying why
                 kept.append(record)
             elif key is not None:
-                if self._version(key) == digest:
+                if self._versions.get(key, stored.get(key)) == digest:
                     unchanged += 1
                     continue
                 self._versions[key] = digest
                 kept.append(record)
-            elif self._known(digest):
+            elif digest in self._hashes or digest in stored:
                 unchanged += 1
             else:
                 self._hashes.add(digest)
@@ -309,19 +324,16 @@ class RecrawlState(CrawlState):
         page = self.spider.pages.get(request.page or self.spider.first_page)
         return page is not None and page.refresh
 
-    def _known(self, digest: int) -> bool:
-        if digest in self._hashes:
-            return True
-        return (
-            next(self._rows("select 1 from record_hash where hash = ?", (digest,)), None)
-            is not None
-        )
-
-    def _version(self, key: int) -> int | None:
-        if key in self._versions:
-            return self._versions[key]
-        row = next(self._rows("select hash from record_version where key = ?", (key,)), None)
-        return None if row is None else int(row[0])
+    def _stored(self, query: str, values: list[int]) -> dict[int, int]:
+        """The rows ``query`` finds for ``values`` (its ``{}`` the placeholders), as a dict."""
+        found: dict[int, int] = {}
+        for start in range(0, len(values), LOOKUP_BATCH):
+            batch = values[start : start + LOOKUP_BATCH]
+            for first, second in self._rows(
+                query.format(", ".join("?" * len(batch))), tuple(batch)
+            ):
+                found[first] = second
+        return found
 
 
 def open_recrawl(

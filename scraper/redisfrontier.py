@@ -49,9 +49,9 @@ import redis.asyncio as aioredis
 from redis.commands.core import AsyncScript
 
 from scraper import redislua
-from scraper.export import _ENCODER, _rejection
 from scraper.frontier import Frontier, canonical_url, record_key, unique_fields
 from scraper.models import Record, Request
+from scraper.output.file import ENCODER, rejection
 from scraper.rediscrawl import RedisCrawl, _text
 from scraper.spec import SpiderSpec
 from scraper.stats import CrawlStats
@@ -280,9 +280,9 @@ class RedisFrontier(RedisCrawl):
         keys: list[str] = []
         for record in records:
             try:
-                text = _ENCODER.encode(record)
+                text = ENCODER.encode(record)
             except (TypeError, ValueError, RecursionError) as exc:
-                reason = f"dropped:{_rejection(record, exc)}"
+                reason = f"dropped:{rejection(record, exc)}"
                 tally[reason] = tally.get(reason, 0) + 1
                 log.warning("%s: a record left out: %s", lease.request.url, reason[8:])
                 continue

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from scraper.crawler import Crawler
-from scraper.export import JsonLinesWriter
 from scraper.models import Record
+from scraper.output.jsonl import JsonLinesWriter
 from scraper.spec import load_spiders
 from scraper.stats import CrawlStats
 from tests.server import LocalRouteTransport

@@ -21,8 +21,8 @@ import pytest
 
 from scraper.callbacks import Callback
 from scraper.crawler import Crawler, run_spider
-from scraper.export import JsonLinesWriter
 from scraper.models import Page, Request
+from scraper.output.jsonl import JsonLinesWriter
 from scraper.spec import SpiderSpec, parse_spiders
 from scraper.stats import CrawlStats
 from tests.server import FixtureSite, LoggedRequest

@@ -27,8 +27,8 @@ import pytest
 
 from scraper.cli import main
 from scraper.crawler import STOP_GRACE, Crawler
-from scraper.export import JsonLinesWriter
 from scraper.models import Page
+from scraper.output.jsonl import JsonLinesWriter
 from scraper.spec import parse_spiders
 from tests.server import FixtureSite
 from tests.test_cli import ENV

@@ -40,7 +40,7 @@ from typing import Any
 import pytest
 
 from scraper.crawler import Crawler
-from scraper.export import JsonLinesWriter
+from scraper.output.jsonl import JsonLinesWriter
 from scraper.spec import parse_spiders
 from scraper.stats import CrawlStats
 from tests.fuzzserver import FuzzServer

@@ -26,7 +26,7 @@ import httpx
 import pytest
 
 from scraper.crawler import Crawler
-from scraper.export import JsonLinesWriter
+from scraper.output.jsonl import JsonLinesWriter
 from scraper.spec import SpiderSpec, parse_spiders
 from scraper.stats import CrawlStats
 from tests.server import FixtureSite, gzip_bomb

@@ -18,7 +18,7 @@ import httpx
 
 from scraper.cassette import cassette_transport, default_cassette
 from scraper.crawler import Crawler
-from scraper.export import JsonLinesWriter
+from scraper.output.jsonl import JsonLinesWriter
 from scraper.spec import load_spiders
 
 SITES = Path(__file__).resolve().parent

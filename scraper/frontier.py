@@ -37,11 +37,12 @@ import logging
 import pickle
 import re
 from collections import Counter, deque
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import SplitResult, parse_qsl, urlencode, urlsplit, urlunsplit
 
 from scraper.models import Record, Request
+from scraper.output.file import jsonable
 from scraper.spec import SpiderSpec
 from scraper.stats import CrawlStats
 
@@ -270,13 +271,13 @@ def unique_fields(spider: SpiderSpec) -> dict[str, tuple[str, ...]]:
 DUPLICATE = "duplicate"
 """The reason a record dropped by ``unique:`` is counted under."""
 _KEY_JSON = json.JSONEncoder(
-    ensure_ascii=False, allow_nan=False, sort_keys=True, separators=(",", ":")
+    ensure_ascii=False, allow_nan=False, sort_keys=True, separators=(",", ":"), default=jsonable
 )
 
 
-def record_key(record: Record, fields: tuple[str, ...]) -> int | None:
-    """The 8-byte hash of ``record``'s ``fields`` (names and values as JSON), or ``None``
-    when a value is not one JSON can hold."""
+def record_key(record: Record, fields: Sequence[str]) -> int | None:
+    """The 8-byte hash of ``record``'s ``fields`` (names and values as JSON, dates as the
+    outputs write them), or ``None`` when a value is not one JSON can hold."""
     try:
         text = _KEY_JSON.encode({name: record.get(name) for name in fields})
     except (TypeError, ValueError, RecursionError):

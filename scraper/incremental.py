@@ -8,9 +8,9 @@ adds to it what one run leaves the next:
 - the follow links of that answer (``page_link``), for the pages fetched on
   every run: start pages, page kinds with ``refresh: true``, and pages that
   yielded no records;
-- a 64-bit hash of each record written (``record_hash``) and, for a record with
-  a key (``unique:`` or ``--key``), the hash of the record its key was last
-  written with (``record_version``).
+- a 64-bit hash of each record written (``frontier.record_key`` of all its
+  fields) and, for a record with a key (``unique:`` or ``--key``), the hash of
+  the record its key was last written with (``record_version``).
 
 In a run, a page that yielded records in an earlier run is not fetched again
 (counted ``already done``) unless it is a start page, its kind says ``refresh:
@@ -27,7 +27,7 @@ empties it (and the ``unique:`` keys, which hold within one run), a run that
 crawls to its end notes so (``run_open``). A run that was interrupted is
 continued by ``--resume``; else a new run starts. Either way the output is first
 cut back to the last page the state noted, as ``--resume`` does: the records
-past it are not in ``record_hash``, so they would be written twice. Everything a
+past it are not in the ``record_hash`` table, so they would be written twice. Everything a
 page changes is saved in the transaction of its ``CrawlState.commit``, with the
 output's size.
 """
@@ -41,13 +41,11 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
-from datetime import date
-from datetime import time as time_of_day
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from scraper.errors import OutputError, ScraperError
-from scraper.frontier import canonical_url, unique_fields
+from scraper.frontier import canonical_url, record_key, unique_fields
 from scraper.models import Page, Record, Request
 from scraper.state import CrawlState, request_row
 
@@ -263,8 +261,8 @@ class RecrawlState(CrawlState):
         hashed = [
             (
                 record,
-                record_hash(record, tuple(record)),
-                record_hash(record, fields) if fields else None,
+                record_key(record, tuple(record)),
+                record_key(record, fields) if fields else None,
             )
             for record in records
         ]
@@ -382,35 +380,6 @@ def open_recrawl(
         output.rewind(state.output_size, state.path)
     state.start_run(output.size, resume=resume)
     return output, state
-
-
-_HASH_JSON = json.JSONEncoder(
-    ensure_ascii=False,
-    allow_nan=False,
-    sort_keys=True,
-    separators=(",", ":"),
-    default=lambda value: _iso(value),
-)
-
-
-def _iso(value: Any) -> str:
-    # As the outputs write them (scraper.output.file): a date is its ISO text.
-    if isinstance(value, (date, time_of_day)):
-        return value.isoformat()
-    raise TypeError(f"{type(value).__name__} is not JSON")
-
-
-def record_hash(record: Record, fields: Sequence[str]) -> int | None:
-    """The 64-bit hash of ``record``'s ``fields`` (names and values as JSON, keys sorted),
-    or ``None`` when a value is not one the outputs can write."""
-    import hashlib
-
-    try:
-        text = _HASH_JSON.encode({name: record.get(name) for name in fields})
-    except (TypeError, ValueError, RecursionError):
-        return None
-    digest = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8).digest()
-    return int.from_bytes(digest, "big", signed=True)  # signed: what SQLite stores
 
 
 def _validators(page: Page) -> tuple[str | None, str | None]:

@@ -151,7 +151,9 @@ def encoded(records: Iterable[Record]) -> tuple[list[tuple[Record, bytes]], Coun
     return kept, rejected
 
 
-def _jsonable(value: Any) -> Any:
+def jsonable(value: Any) -> Any:
+    """``value`` as JSON can hold it (the ``default`` of the outputs' encoder): a date or
+    a time as its ISO text; ``TypeError`` for anything else."""
     # Dates (a YAML date in `default:`) have one obvious JSON form; anything else
     # unknown is refused rather than written as its str().
     if isinstance(value, (date, time_of_day)):
@@ -159,7 +161,7 @@ def _jsonable(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON")
 
 
-ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, default=_jsonable)
+ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, default=jsonable)
 """The JSON every output writes: UTF-8 as is, strict (no NaN), dates as ISO text."""
 
 

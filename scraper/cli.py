@@ -24,12 +24,9 @@ from typing import NoReturn
 
 from scraper.commands import (
     check_command,
-    export_command,
     learn_command,
     list_command,
-    reset_command,
     run_command,
-    status_command,
     test_command,
     try_command,
 )
@@ -43,6 +40,7 @@ from scraper.console import (
 )
 from scraper.errors import ScraperError
 from scraper.output import FORMATS
+from scraper.rediscommands import export_command, reset_command, status_command
 
 DEFAULT_FILE = "spiders.yaml"
 

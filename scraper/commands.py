@@ -1,4 +1,5 @@
-"""What each ``scraper`` command does: ``list``, ``check``, ``run``, ``try`` and ``test``.
+"""What each ``scraper`` command does: ``list``, ``check``, ``run``, ``try``, ``learn`` and
+``test`` (those on a crawl shared through Redis are in ``scraper.rediscommands``).
 
 Each handler takes the parsed arguments and returns the exit code; the errors it
 raises are turned into messages and exit codes by ``scraper.cli.main``. The
@@ -8,12 +9,9 @@ modules a command needs are imported when it runs, to keep ``scraper --help`` fa
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
-import os
 import signal
 import sys
-import time
 from collections.abc import Mapping
 from contextlib import ExitStack
 from pathlib import Path
@@ -23,7 +21,6 @@ from scraper.console import (
     EXIT_BY_SIGNAL,
     EXIT_FAILURES,
     EXIT_OK,
-    EXIT_USAGE,
     Progress,
     tell,
 )
@@ -83,7 +80,7 @@ def run_command(args: argparse.Namespace) -> int:
     from scraper.spec import load_spiders
     from scraper.state import CrawlState
 
-    options = _output_options(args)
+    options = output_options(args)
     spider_path = Path(args.file)
     spider = load_spiders(spider_path).get(args.name)
     callbacks = resolve_callbacks(spider, spider_path.parent)
@@ -104,25 +101,29 @@ def run_command(args: argparse.Namespace) -> int:
             "crawl keeps its state in Redis)."
         )
     if args.redis is not None:
-        return _run_redis(args, spider, callbacks)  # records go to -o or nowhere
+        from scraper.rediscommands import run_redis
+
+        return run_redis(args, spider, callbacks)  # records go to -o or nowhere
     if args.output is None and sys.stdout is None:
         raise ScraperError(
             "stdout is closed, so the records have nowhere to go: "
             "give them a file with -o PATH (or run without closing stdout)."
         )
     if args.workers != 1:
-        return _run_workers(args, spider)
+        from scraper.rediscommands import run_workers_command
+
+        return run_workers_command(args, spider)
     with ExitStack() as stack:
-        transport = _cassette(stack, args, spider)
+        transport = cassette_for(stack, args, spider)
         kept = args.resume or args.incremental
         if args.output:
             state_path = Path(args.state or f"{args.output}.state")
             CrawlState.check_paths(state_path, Path(args.output))
-            _claim(stack, args.output, "-o PATH")
+            claim_path(stack, args.output, "-o PATH")
             if kept:
-                _claim(stack, state_path, "--state PATH")
+                claim_path(stack, state_path, "--state PATH")
         elif args.state:
-            _claim(stack, args.state, "--state PATH")
+            claim_path(stack, args.state, "--state PATH")
         state: CrawlState | None
         if args.incremental:
             writer, state = open_recrawl(
@@ -155,10 +156,10 @@ def run_command(args: argparse.Namespace) -> int:
         if progress:
             progress.clear()
         stats.rows = row_counts(writer)
-    return _ended(args, stats, stopped_by)
+    return ended(args, stats, stopped_by)
 
 
-def _output_options(args: argparse.Namespace) -> OutputOptions:
+def output_options(args: argparse.Namespace) -> OutputOptions:
     """The output options of ``run`` and ``export`` (``-o -`` is stdout: ``output`` None)."""
     from scraper.output import OutputOptions
 
@@ -170,7 +171,7 @@ def _output_options(args: argparse.Namespace) -> OutputOptions:
     return OutputOptions(format=args.format, bom=args.bom, table=args.table, key=key)
 
 
-def _ended(args: argparse.Namespace, stats: CrawlStats, stopped_by: signal.Signals | None) -> int:
+def ended(args: argparse.Namespace, stats: CrawlStats, stopped_by: signal.Signals | None) -> int:
     """Report a run's stats (to its parent with --stats-to) and give its exit code."""
     if args.stats_to:
         args.stats_to.write_text(stats.to_json(), encoding="utf-8")
@@ -181,44 +182,7 @@ def _ended(args: argparse.Namespace, stats: CrawlStats, stopped_by: signal.Signa
     return EXIT_FAILURES if stats.failures else EXIT_OK
 
 
-def _run_redis(args: argparse.Namespace, spider: SpiderSpec, callbacks: Callbacks) -> int:
-    """``scraper run --redis``: work on the shared crawl; with -o, export all of it."""
-    from scraper.redisrun import crawl_and_export, crawl_id, redis_url
-
-    url = redis_url(args.redis, os.environ)
-    crawl = crawl_id(args.crawl, spider.name)
-    if args.resume or args.state:
-        raise ScraperError("--resume does not go with --redis: the crawl's state is in Redis.")
-    if args.record:
-        raise ScraperError("--record does not go with --redis: record with one process.")
-    if args.workers != 1:
-        raise ScraperError(
-            "--workers does not go with --redis: start more processes with the same --redis."
-        )
-    with ExitStack() as stack:
-        transport = _cassette(stack, args, spider)
-        if args.output:
-            _claim(stack, args.output, "-o PATH")
-        progress = Progress() if not args.quiet and sys.stderr.isatty() else None
-        stats, stopped_by = asyncio.run(
-            crawl_and_export(
-                spider,
-                url,
-                crawl,
-                output=args.output,
-                callbacks=callbacks,
-                transport=transport,
-                on_progress=progress.show if progress else None,
-                lease_seconds=args.lease,
-                options=_output_options(args),
-            )
-        )
-        if progress:
-            progress.clear()
-    return _ended(args, stats, stopped_by)
-
-
-def _cassette(
+def cassette_for(
     stack: ExitStack, args: argparse.Namespace, spider: SpiderSpec
 ) -> httpx.AsyncBaseTransport | None:
     """The replaying (or recording) transport of --offline (--record), entered on ``stack``."""
@@ -230,108 +194,7 @@ def _cassette(
     return stack.enter_context(cassette_transport(path, record=args.record, spider=spider.name))
 
 
-def _run_workers(args: argparse.Namespace, spider: SpiderSpec) -> int:
-    from scraper.workers import run_workers
-
-    if args.workers < 1:
-        raise ScraperError("--workers must be at least 1.")
-    if not args.output:
-        raise ScraperError("--workers needs an output file: add -o PATH.")
-    if args.resume or args.record:
-        raise ScraperError("--workers does not go with --resume or --record.")
-    argv = [args.name, "-f", args.file, "-q"]
-    argv += ["--offline"] if args.offline else []
-    argv += ["--cassette", args.cassette] if args.cassette else []
-    argv += ["-v"] if args.verbose else []
-    started = time.monotonic()
-    with ExitStack() as stack:
-        _claim(stack, args.output, "-o PATH")
-        stats, codes = run_workers(
-            args.workers, argv, spider, Path(args.output), _output_options(args)
-        )
-    stats.started = started
-    stats.finished = time.monotonic()
-    if not args.quiet:
-        tell(stats.summary())
-    for code in (EXIT_USAGE, *EXIT_BY_SIGNAL.values()):
-        if code in codes:
-            return code
-    return max(codes)
-
-
-def _redis_target(args: argparse.Namespace) -> tuple[SpiderSpec, str, str]:
-    """The spider, Redis URL and crawl ID of ``export``, ``status`` and ``reset``."""
-    from scraper.redisrun import crawl_id, redis_url
-    from scraper.spec import load_spiders
-
-    spider = load_spiders(Path(args.file)).get(args.name)
-    if args.redis is None and not os.environ.get("REDIS_URL"):
-        raise ScraperError(
-            f"scraper {args.command} needs the crawl's Redis: add --redis URL (or set REDIS_URL)."
-        )
-    return spider, redis_url(args.redis, os.environ), crawl_id(args.crawl, spider.name)
-
-
-def export_command(args: argparse.Namespace) -> int:
-    """``scraper export``: a Redis crawl's records, each once, without crawling."""
-    from scraper.output import row_counts
-    from scraper.redisrun import export_only
-
-    options = _output_options(args)
-    spider, url, crawl = _redis_target(args)
-    if args.output is None and sys.stdout is None:
-        raise ScraperError("stdout is closed, so the records have nowhere to go: add -o PATH.")
-    with ExitStack() as stack:
-        if args.output:
-            _claim(stack, args.output, "-o PATH")
-        exporter, stopped_by = asyncio.run(
-            export_only(spider, url, crawl, args.output, until_now=args.now, options=options)
-        )
-    rows = row_counts(exporter.writer)
-    log.info(
-        "exported %d records of crawl %r%s",
-        exporter.written,
-        crawl,
-        f" ({rows['new']} new rows, {rows['updated']} updated)" if rows is not None else "",
-    )
-    if stopped_by is not None:
-        return EXIT_BY_SIGNAL.get(stopped_by, EXIT_FAILURES)
-    return EXIT_OK
-
-
-def status_command(args: argparse.Namespace) -> int:
-    """``scraper status``: how a Redis crawl stands, one count a line."""
-    from scraper.redisrun import crawl_status, status_lines
-
-    spider, url, crawl = _redis_target(args)
-    status = asyncio.run(crawl_status(spider, url, crawl))
-    print("\n".join(status_lines(url, crawl, status)))
-    return EXIT_OK
-
-
-def reset_command(args: argparse.Namespace) -> int:
-    """``scraper reset``: delete a Redis crawl's keys, after asking unless --yes."""
-    from scraper.redisrun import count_keys, reset_crawl
-    from scraper.redisurl import shown
-
-    spider, url, crawl = _redis_target(args)
-    if not args.yes:
-        count = asyncio.run(count_keys(spider, url, crawl))
-        try:
-            sys.stderr.write(f"delete {count} keys of crawl {crawl} at {shown(url)}? [y/N] ")
-            sys.stderr.flush()
-        except (OSError, ValueError):
-            pass
-        answer = sys.stdin.readline() if sys.stdin is not None else ""
-        if answer.strip().lower() not in ("y", "yes"):
-            tell("nothing deleted.")
-            return EXIT_OK
-    deleted = asyncio.run(reset_crawl(spider, url, crawl))
-    tell(f"deleted {deleted} keys of crawl {crawl} at {shown(url)}.")
-    return EXIT_OK
-
-
-def _claim(stack: ExitStack, path: str | Path, option: str) -> None:
+def claim_path(stack: ExitStack, path: str | Path, option: str) -> None:
     """Hold ``path`` for this run (see ``RunLock``), released when ``stack`` closes."""
     from scraper.output.lock import RunLock
 

@@ -23,6 +23,7 @@ again or lost.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -183,6 +184,17 @@ class CrawlState:
             raise ScraperError(
                 f"--state {path} is the output file itself; give the state its own path "
                 f"(the default is {output}.state)."
+            )
+
+    @staticmethod
+    def check_fresh(path: Path, output: Path) -> None:
+        """Before a run that writes ``output`` anew (and removes its state): refuse a state
+        that keeps the history of --incremental re-crawls of it."""
+        if _kind(path) == "incremental":
+            raise ScraperError(
+                f"{path} keeps the history of --incremental re-crawls of {output}: add "
+                f"--incremental to add to it, or delete {path} to start over (a run without "
+                f"it writes {output} anew)."
             )
 
     @staticmethod
@@ -430,6 +442,22 @@ def request_row(key: str, request: Request) -> tuple[str, str, str | None, int, 
         except UnicodeEncodeError:
             return "its URL holds a lone surrogate"
     return key, request.url, request.page, request.depth, carry
+
+
+def _kind(path: Path) -> str | None:
+    """The kind of run a state file was kept for ("resume", "incremental"), if it can be
+    read (read-only: nothing is created or changed)."""
+    import sqlite3
+
+    if not path.is_file():
+        return None
+    try:
+        uri = f"{path.resolve().as_uri()}?mode=ro"
+        with contextlib.closing(sqlite3.connect(uri, uri=True)) as db:
+            row = db.execute("select value from meta where name = 'kind'").fetchone()
+    except sqlite3.Error:
+        return None
+    return str(row[0]) if row else None
 
 
 def _is_sqlite(path: Path) -> bool:

@@ -386,6 +386,26 @@ def test_since_must_be_a_number_of_days(project: Path, capsys: pytest.CaptureFix
     )
 
 
+def test_a_plain_run_does_not_overwrite_an_incremental_history(
+    site: FixtureSite, project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    Shop(site)
+    write_spiders(project, site)
+    assert run(capsys, "-o", "out.jsonl", "--incremental")[0] == 0
+    history = (project / "out.jsonl").read_bytes()
+    status, stderr = run(capsys, "-o", "out.jsonl")
+    assert status == 2
+    assert stderr == (
+        "scraper: error: out.jsonl.state keeps the history of --incremental re-crawls of "
+        "out.jsonl: add --incremental to add to it, or delete out.jsonl.state to start over "
+        "(a run without it writes out.jsonl anew).\n"
+    )
+    assert (project / "out.jsonl").read_bytes() == history
+    assert (project / "out.jsonl.state").is_file()
+    (project / "out.jsonl.state").unlink()
+    assert run(capsys, "-o", "out.jsonl")[0] == 0
+
+
 def test_a_state_kept_for_the_other_kind_of_run_is_refused(
     site: FixtureSite, project: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -137,6 +137,7 @@ def open_for_crawl(
     state_at = Path(state_path or f"{path}.state")
     CrawlState.check_paths(state_at, Path(path))
     if not resume:
+        CrawlState.check_fresh(state_at, Path(path))
         output = _closed_with(stack, options.open(path, spider))
         CrawlState.remove(state_at)
         return output, None

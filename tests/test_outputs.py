@@ -27,6 +27,8 @@ from tests.redis_server import RedisServer
 from tests.server import FixtureSite
 from tests.test_cli import ENV
 from tests.test_redis_cli import big_crawl
+from tests.test_redis_cli import finish as finish_scraper
+from tests.test_redis_cli import scraper as start_scraper
 from tests.test_resume import LISTS, SPIDER, serve_catalogue
 
 OUTPUTS = {"jsonl": "out.jsonl", "csv": "out.csv", "json": "out.json", "sqlite": "out.db"}
@@ -90,22 +92,11 @@ def ordered(records: list[Any]) -> list[str]:
 
 
 def scraper(cwd: Path, *args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "scraper", *args],
-        cwd=cwd,
-        env=ENV,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    return start_scraper(cwd, *args, env=ENV)
 
 
 def finish(process: subprocess.Popen[str], timeout: float = 120) -> tuple[int, str, str]:
-    try:
-        out, err = process.communicate(timeout=timeout)
-    finally:
-        process.kill()
-    return process.returncode, out, err
+    return finish_scraper(process, timeout)
 
 
 def written_bytes(path: Path) -> int:

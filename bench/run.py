@@ -170,7 +170,7 @@ def _machine(scraper_python: Path, bench_python: Path, started: str) -> list[str
         changed = output([*git, "status", "--porcelain", "--", "scraper"])
         source += f" (commit {commit}{', with uncommitted changes' if changed else ''})"
     libraries = ["scraper", "aiohttp", "httpx", "regex", "PyYAML"]
-    clients = ["scrapy", "twisted", "aiohttp", "crawlee", "impit", "pycurl"]
+    clients = ["scrapy", "twisted", "aiohttp", "crawlee", "impit", "pycurl", "curl_cffi"]
     return [
         f"date: {started}",
         f"machine: {platform.system()} {platform.release()}, {os.cpu_count()} CPUs ({model})",

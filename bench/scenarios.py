@@ -59,7 +59,10 @@ def throughput(bench: Bench) -> None:
         f"## Throughput: {bench.pages} pages from nginx, {CONCURRENCY} at once, "
         f"median of {bench.rounds} rounds"
     )
-    with nginx(root, bench.work / "nginx") as base:
+    with (
+        nginx(root, bench.work / "nginx") as base,
+        nginx(root, bench.work / "nginx-h2", http2=True) as base_h2,
+    ):
         spider_file = bench.work / "board.yaml"
         write_board_spiders(spider_file, base, bench.pages, CONCURRENCY)
         # The headline pair first and side by side: measured back to back every round.
@@ -106,9 +109,38 @@ def throughput(bench: Bench) -> None:
                 lambda: truth,
             )
         )
+        # Issue 15: libcurl from asyncio (curl_cffi), and HTTP/2 multiplexing on one connection.
+        clients.append(
+            bench.other(
+                "curl_cffi loop",
+                "curl_cffi_loop",
+                "board",
+                base,
+                bench.pages,
+                CONCURRENCY,
+                lambda: truth,
+            )
+        )
+        clients.append(
+            bench.other(
+                "pycurl loop, HTTP/2",
+                "pycurl_h2_loop",
+                "board",
+                base_h2,
+                bench.pages,
+                CONCURRENCY,
+                lambda: truth,
+            )
+        )
         series = run_rounds(bench, clients)
     _say_rates(bench, series, cpu_digits=2)
-    *series, aiohttp_wire = series
+    *series, aiohttp_wire, cffi, http2 = series
+    for other, than in ((cffi, series[1]), (http2, series[2])):
+        bench.say(
+            f"{other.label} / {than.label}: {ratio(other, than, pages_per_s):.2f}x pages/s "
+            f"(per-round: {paired_ratio(other, than, pages_per_s):.2f}x), "
+            f"{ratio(other, than, cpu_ms_per_page):.2f}x CPU ms/page"
+        )
     bench.say(
         f"ours (curl wire) / ours (aiohttp wire): "
         f"{ratio(series[0], aiohttp_wire, pages_per_s):.2f}x pages/s "

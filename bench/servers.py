@@ -79,7 +79,7 @@ http {{
     uwsgi_temp_path {work}/uwsgi;
     scgi_temp_path {work}/scgi;
     server {{
-        listen 127.0.0.1:{port};
+        listen 127.0.0.1:{port}{http2};
         root {root};
         location /tiny/ {{ return 200 '{tiny}'; }}
     }}
@@ -88,13 +88,18 @@ http {{
 
 
 @contextmanager
-def nginx(root: Path, work: Path) -> Iterator[str]:
-    """Serve ``root`` with nginx (and a tiny page on any ``/tiny/...`` path); yield its URL."""
+def nginx(root: Path, work: Path, *, http2: bool = False) -> Iterator[str]:
+    """Serve ``root`` with nginx (and a tiny page on any ``/tiny/...`` path); yield its URL.
+    With ``http2`` it speaks HTTP/2 only (h2c, prior knowledge), not HTTP/1.1."""
     binary = find_or_install_nginx()
     work.mkdir(parents=True, exist_ok=True)
     port = free_port()
     conf = work / "nginx.conf"
-    conf.write_text(NGINX_CONF.format(work=work, port=port, root=root, tiny=TINY_BODY))
+    conf.write_text(
+        NGINX_CONF.format(
+            work=work, port=port, root=root, tiny=TINY_BODY, http2=" http2" if http2 else ""
+        )
+    )
     command = [binary, "-c", str(conf), "-p", str(work), "-e", str(work / "error.log")]
     with open(work / "stderr.log", "wb") as stderr:
         process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=stderr)

@@ -18,10 +18,17 @@ SELECT_TIMEOUT = 1.0
 """Seconds ``select()`` may wait for a socket; libcurl's own timers are met by perform()."""
 
 
-def crawl(job: Job) -> None:
-    """Fetch every URL of ``job``, ``job.concurrency`` at once, writing records as they come."""
+def crawl(job: Job, *, http2: bool = False) -> None:
+    """Fetch every URL of ``job``, ``job.concurrency`` at once, writing records as they come;
+    with ``http2``, all of them multiplexed on one HTTP/2 connection (prior knowledge, h2c)."""
     multi = pycurl.CurlMulti()
     idle = [pycurl.Curl() for _ in range(job.concurrency)]
+    if http2:
+        multi.setopt(pycurl.M_PIPELINING, pycurl.PIPE_MULTIPLEX)
+        multi.setopt(pycurl.M_MAX_HOST_CONNECTIONS, 1)
+        for handle in idle:
+            handle.setopt(pycurl.HTTP_VERSION, pycurl.CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE)
+            handle.setopt(pycurl.PIPEWAIT, 1)
     urls = iter(job.urls)
     bodies: dict[pycurl.Curl, BytesIO] = {}
     with open(job.output, "w", encoding="utf-8") as out:

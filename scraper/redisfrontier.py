@@ -51,7 +51,7 @@ from redis.commands.core import AsyncScript
 from scraper import redislua
 from scraper.frontier import Frontier, canonical_url, record_key, unique_fields
 from scraper.models import Record, Request
-from scraper.output.file import ENCODER, rejection
+from scraper.output.file import encoded
 from scraper.rediscrawl import RedisCrawl, _text
 from scraper.spec import SpiderSpec
 from scraper.stats import CrawlStats
@@ -276,27 +276,18 @@ class RedisFrontier(RedisCrawl):
         (as ``commit`` and ``SharedCrawler`` do)."""
         tally: dict[str, int] = dict(counts)
         fields = self._unique.get(lease.request.page or self.spider.first_page)
-        lines: list[str] = []
-        keys: list[str] = []
-        for record in records:
-            try:
-                text = ENCODER.encode(record)
-            except (TypeError, ValueError, RecursionError) as exc:
-                reason = f"dropped:{rejection(record, exc)}"
-                tally[reason] = tally.get(reason, 0) + 1
-                log.warning("%s: a record left out: %s", lease.request.url, reason[8:])
-                continue
-            lines.append(text)
-            if fields:
-                key = record_key(record, fields)
-                keys.extend(("", "") if key is None else dedup_member(key, self.dedup_buckets))
-        args: list[Any] = [lease.token, len(lines)]
+        kept, rejected = encoded(records)  # as every output encodes, and leaves out
+        for reason, count in rejected.items():
+            tally[f"dropped:{reason}"] = tally.get(f"dropped:{reason}", 0) + count
+        args: list[Any] = [lease.token, len(kept)]
         if fields:  # each record with its key, to be written only when the key is new
             args.append(1)
-            for n, line in enumerate(lines):
-                args.extend((keys[2 * n], keys[2 * n + 1], line))
+            for record, line in kept:
+                key = record_key(record, fields)
+                args.extend(("", "") if key is None else dedup_member(key, self.dedup_buckets))
+                args.append(line)
         else:
-            args.extend((0, "\n".join(lines)))
+            args.extend((0, b"\n".join(line for _, line in kept)))
         link_args: list[str] = []
         for link in links:
             link_args.extend(self._queue_args(link))

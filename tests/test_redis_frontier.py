@@ -305,9 +305,11 @@ def test_records_are_read_in_commit_order_and_the_reader_blocks(
         got = await asyncio.wait_for(waiting, 2)
         assert [record for _, record in got] == [{"n": 1, "text": "é"}, {"n": 2}]
         await first.commit(leases[1], [{"n": 3}], [], {})
-        await first.commit(leases[2], [{"n": 4}, {"n": float("nan")}], [], {})
+        await first.commit(leases[2], [{"n": 4}, {"n": float("nan")}, {"n": "\udc80"}], [], {})
         rest = await reader.read_records(got[-1][0], 10, 0)
         assert [record for _, record in rest] == [{"n": 3}, {"n": 4}]  # NaN: left out, counted
+        dropped = (await reader.status())["dropped"]
+        assert dropped == {"n: not finite": 1, "n: lone surrogate": 1}
         assert [record for _, record in await reader.read_records(rest[0][0], 1, 0)] == [{"n": 4}]
 
     run(redis_server, spec, body)

@@ -323,8 +323,8 @@ def _parser() -> argparse.ArgumentParser:
         parents=[common],
         help="show how a Redis crawl stands",
         description="Print the counts of the crawl NAME in Redis: queued, in flight, done, "
-        "failed, dead, records, hosts waiting, processes seen in the last 10 s, dedup bytes "
-        "per URL, and whether it has finished.",
+        "failed, dead, records, dropped, hosts waiting, processes seen in the last 10 s, dedup "
+        "bytes per URL, and whether it has finished.",
     )
     status.add_argument("name", metavar="NAME", help="the spider (and, by default, the crawl)")
     _redis_options(status, "the Redis holding the crawl (bare --redis: $REDIS_URL)")

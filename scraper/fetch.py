@@ -1,7 +1,7 @@
 """The one place that talks HTTP: client, redirects, retries, size cap, charset.
 
-``Fetcher`` is given its ``Wire`` (``scraper.wire``: aiohttp by default, httpx
-over a given transport for cassettes and tests); it follows redirects, retries,
+``Fetcher`` is given its ``Wire`` (``scraper.wire``: libcurl by default, aiohttp, or
+httpx over a given transport for cassettes and tests); it follows redirects, retries,
 caps and inflates bodies, and decodes them (``scraper.charset``).
 
 A fetch either returns a decoded ``Page`` or raises ``FetchError`` with a short

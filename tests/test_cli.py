@@ -413,6 +413,24 @@ def test_a_closed_pipe_on_stdout_ends_the_run_quietly(tmp_path: Path, site: Fixt
     assert len(site.requests) < 41  # it stopped at the broken pipe, not at the end
 
 
+def stop_once_writing(
+    process: subprocess.Popen[bytes], out: Path, signum: signal.Signals
+) -> tuple[str, float]:
+    """Send ``signum`` to ``process`` once ``out`` holds a record; its stderr, and the
+    seconds it took to exit after the signal."""
+    try:
+        deadline = time.monotonic() + 10
+        while not (out.exists() and out.stat().st_size) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert out.stat().st_size, "no record was written within 10 s"
+        process.send_signal(signum)
+        stopping = time.monotonic()
+        _, stderr = process.communicate(timeout=10)
+    finally:
+        process.kill()
+    return stderr.decode("utf-8"), time.monotonic() - stopping
+
+
 @pytest.mark.parametrize(("signum", "exit_code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_a_stop_signal_ends_the_run_with_whole_lines(
     tmp_path: Path, site: FixtureSite, signum: signal.Signals, exit_code: int
@@ -425,19 +443,9 @@ def test_a_stop_signal_ends_the_run_with_whole_lines(
     write_spiders(tmp_path, site, spiders)
     out = tmp_path / "out.jsonl"
     process = start_scraper("run", "films", "-o", str(out), cwd=tmp_path)
-    try:
-        deadline = time.monotonic() + 10
-        while not (out.exists() and out.stat().st_size) and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert out.stat().st_size, "no record was written within 10 s"
-        process.send_signal(signum)
-        stopping = time.monotonic()
-        _, stderr = process.communicate(timeout=10)
-    finally:
-        process.kill()
+    err, took = stop_once_writing(process, out, signum)
     assert process.returncode == exit_code
-    assert time.monotonic() - stopping < 4
-    err = stderr.decode("utf-8")
+    assert took < 4
     assert "Traceback" not in err
     assert "pages fetched:" in err
     assert "records written:" in err

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.server import FixtureSite
+from tests.test_cli import stop_once_writing
 
 SPIDER = """
 spiders:
@@ -115,18 +116,9 @@ def test_a_stop_signal_to_the_parent_stops_every_worker(
         cwd=tmp_path,
         stderr=subprocess.PIPE,
     )
-    try:
-        deadline = time.monotonic() + 10
-        while not (out.exists() and out.stat().st_size) and time.monotonic() < deadline:
-            time.sleep(0.02)
-        process.send_signal(signum)
-        stopping = time.monotonic()
-        _, stderr = process.communicate(timeout=10)
-    finally:
-        process.kill()
+    err, took = stop_once_writing(process, out, signum)
     assert process.returncode == exit_code
-    assert time.monotonic() - stopping < 5
-    err = stderr.decode("utf-8")
+    assert took < 5
     assert "Traceback" not in err
     assert err.rstrip().splitlines()[-1].startswith("elapsed:")
     lines = out.read_text(encoding="utf-8").splitlines()

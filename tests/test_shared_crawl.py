@@ -22,26 +22,12 @@ from scraper.spec import SpiderSpec
 from scraper.stats import CrawlStats
 from tests.redis_server import RedisServer
 from tests.server import FixtureSite
+from tests.test_crawl import CATALOGUE_SPIDER as CRAWL_CATALOGUE
 from tests.test_crawl import catalogue, make_spider, page_requests
 
 Record = dict[str, Any]
 
-CATALOGUE_SPIDER = """
-spiders:
-  test:
-    start: 'SITE/list/1'
-    concurrency: 4
-    robots: false
-    pages:
-      list:
-        follow:
-          - pattern: '<a href="(?P<url>[^"]+)">(?P<title>[^<]+)</a> <em>(?P<category>\\w+)</em>'
-            to: detail
-          - {pattern: '<a class="next" href="([^"]+)">', to: list}
-      detail:
-        pattern: '<p class="price">£(?P<price>[\\d.]+)</p>'
-        clean: {price: float}
-"""
+CATALOGUE_SPIDER = CRAWL_CATALOGUE.replace("concurrency: 3", "concurrency: 4\n    robots: false")
 
 
 async def crawl_shared(

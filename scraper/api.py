@@ -232,7 +232,7 @@ def run(
     from scraper.embed import run_in_thread
     from scraper.output import OutputOptions
     from scraper.output.lock import RunLock
-    from scraper.state import CrawlState
+    from scraper.stateoutput import check_paths
 
     job = _job("run", spiders, name, offline, cassette, settings)
     path = None if output is None or str(output) == "-" else Path(output)
@@ -247,7 +247,7 @@ def run(
     with ExitStack() as stack:
         if path is not None:
             state_path = Path(f"{path}.state")
-            CrawlState.check_paths(state_path, path)
+            check_paths(state_path, path)
             for claimed in (path, state_path) if resume or incremental else (path,):
                 lock = RunLock.claim(claimed, "path")
                 if lock is not None:

@@ -80,6 +80,7 @@ def run_command(args: argparse.Namespace) -> int:
     from scraper.output import open_for_crawl, row_counts
     from scraper.spec import load_spiders
     from scraper.state import CrawlState
+    from scraper.stateoutput import check_paths
 
     options = output_options(args)
     spider_path = Path(args.file)
@@ -119,7 +120,7 @@ def run_command(args: argparse.Namespace) -> int:
         kept = args.resume or args.incremental
         if args.output:
             state_path = Path(args.state or f"{args.output}.state")
-            CrawlState.check_paths(state_path, Path(args.output))
+            check_paths(state_path, Path(args.output))
             claim_path(stack, args.output, "-o PATH")
             if kept:
                 claim_path(stack, state_path, "--state PATH")

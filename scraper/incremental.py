@@ -48,6 +48,7 @@ from scraper.errors import OutputError, ScraperError
 from scraper.frontier import canonical_url, record_key, unique_fields
 from scraper.models import Page, Record, Request
 from scraper.state import CrawlState, request_row
+from scraper.stateoutput import check_paths, cut_back
 
 if TYPE_CHECKING:
     from scraper.output import Output, OutputOptions
@@ -141,11 +142,8 @@ class RecrawlState(CrawlState):
     def cut_back(self) -> None:
         """Cut the output back to the last page noted, after checking that it is the
         output noted (its size, its last bytes); a missing output starts anew."""
-        import os
-
         if self.output is not None and self.output.exists():
-            self._check_output()
-            os.truncate(self.output, self.output_size)
+            cut_back(self)
 
     def start_run(self, output_size: int, *, resume: bool) -> None:
         """Begin a run: the interrupted one continued (``resume``), else a new one."""
@@ -363,7 +361,7 @@ def open_recrawl(
     sqlite = output_format(target, options.format) == "sqlite"
     vouched = None  # the file whose size the state notes: none for stdout, a pipe or SQLite
     if target is not None:
-        CrawlState.check_paths(state_at, target)
+        check_paths(state_at, target)
         if not sqlite and (not target.exists() or stat.S_ISREG(target.stat().st_mode)):
             vouched = target
     state = RecrawlState(state_at, spider, vouched, key=options.key, since=since)

@@ -9,7 +9,8 @@ size is noted with a checksum of the output's last bytes before that size. A run
 that dies between the two leaves records past the noted size: resuming cuts the
 output back to it and fetches that page again, so every record ends up in the
 output exactly once. An output changed since (a line added, the file replaced)
-fails the checksum, and the resume is refused rather than cutting it anywhere.
+fails the checksum, and the resume is refused rather than cutting it anywhere
+(``scraper.stateoutput`` pairs a state with its output and does the cutting).
 A SQLite output counts the pages it holds instead of bytes, and keeps in its own
 database what undoes its last page (``scraper.output.sqlite``): the state notes
 that count, and the output rewinds itself to it.
@@ -23,12 +24,10 @@ again or lost.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
 import os
-import stat
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NoReturn
@@ -70,7 +69,8 @@ create table if not exists record_key (hash integer primary key);
 class CrawlState:
     """The SQLite file of one crawl; ``spider`` guards against resuming another spider.
 
-    ``output`` is the file whose size and tail each ``commit`` vouches for. A state
+    ``output`` is the file whose size and tail each ``commit`` vouches for
+    (``scraper.stateoutput.open_state`` opens the state of a run that writes one). A state
     of ``--incremental`` re-crawls (``scraper.incremental.RecrawlState``) is refused
     here, and this one there: each keeps what the other does not.
     """
@@ -124,79 +124,6 @@ class CrawlState:
         self._record_keys: list[tuple[int]] = []
         self._output_fd = -1
 
-    @classmethod
-    def for_output(
-        cls, path: Path, output: Path, spider: str, *, in_bytes: bool | None = None
-    ) -> CrawlState:
-        """The state of the crawl writing ``output``: resumed if ``path`` exists, else new.
-
-        Resuming cuts ``output`` back to what the state vouches for (records of
-        pages not marked done are fetched again), once its bytes up to there are
-        found unchanged; a new state starts a new output. An output that does not
-        count its size ``in_bytes`` (a SQLite table, which counts pages) is neither
-        cut nor removed here: it is rewound to ``output_size`` by its own means
-        (``None``: any output but a SQLite database counts in bytes).
-        """
-        cls.check_paths(path, output)
-        if in_bytes is None:
-            in_bytes = not _is_sqlite(output)
-        if in_bytes and output.exists() and not stat.S_ISREG(output.stat().st_mode):
-            raise ScraperError(
-                f"--resume needs the output to be a regular file, and {output} is not one "
-                "(a pipe or a device cannot be cut back to the last complete page)."
-            )
-        resuming = path.is_file()
-        state = cls(path, spider, output if in_bytes else None)
-        if not resuming:
-            if in_bytes:
-                output.unlink(missing_ok=True)
-            return state
-        if in_bytes:
-            try:
-                state._check_output()
-            except ScraperError:
-                state.close()
-                raise
-            os.truncate(output, state.output_size)
-        # Resuming is the normal use of --resume, a finished crawl included: not a warning.
-        done, left = state.progress()
-        if left:
-            log.info(
-                "resuming from %s: %d pages done, %d to fetch (pending or failed), "
-                "then any start URL not requested yet",
-                path,
-                done,
-                left,
-            )
-        else:
-            log.info(
-                "resuming from %s: %d pages done, none pending or failed; only start URLs "
-                "not requested yet are fetched (none, if the crawl had finished)",
-                path,
-                done,
-            )
-        return state
-
-    @staticmethod
-    def check_paths(path: Path, output: Path) -> None:
-        """Refuse a state file that is the output itself (each would overwrite the other)."""
-        if _same_file(path, output):
-            raise ScraperError(
-                f"--state {path} is the output file itself; give the state its own path "
-                f"(the default is {output}.state)."
-            )
-
-    @staticmethod
-    def check_fresh(path: Path, output: Path) -> None:
-        """Before a run that writes ``output`` anew (and removes its state): refuse a state
-        that keeps the history of --incremental re-crawls of it."""
-        if _kind(path) == "incremental":
-            raise ScraperError(
-                f"{path} keeps the history of --incremental re-crawls of {output}: add "
-                f"--incremental to add to it, or delete {path} to start over (a run without "
-                f"it writes {output} anew)."
-            )
-
     @staticmethod
     def remove(path: Path) -> None:
         """Delete a state file (and SQLite's files beside it), if there is one."""
@@ -207,6 +134,11 @@ class CrawlState:
     def output_size(self) -> int:
         """Bytes of output that hold the records of the pages marked done."""
         return int(self._meta("output_size") or 0)
+
+    @property
+    def output_tail(self) -> str | None:
+        """The ``tail_digest`` of the output at ``output_size`` (None: none noted yet)."""
+        return self._meta("output_tail")
 
     def progress(self) -> tuple[int, int]:
         """Requests done, and requests left to fetch (pending or failed)."""
@@ -378,32 +310,12 @@ class CrawlState:
             "%s: upgraded to format %s (requests keyed by URL and page kind)", self.path, FORMAT
         )
 
-    def _check_output(self) -> None:
-        """Refuse to resume when ``output`` is not what the last commit vouched for."""
-        assert self.output is not None
-        size, tail = self.output_size, self._meta("output_tail")
-        have = self.output.stat().st_size if self.output.exists() else 0
-        changed = have < size
-        if not changed and tail is not None:
-            changed = _tail_digest(self.output, size) != tail
-        if changed:
-            raise ScraperError(
-                f"{self.output} is not the output that {self.path} vouches for: its first "
-                f"{size} bytes changed since the last run (edited, cut or replaced), so "
-                f"resuming could cut a line or lose records. To start over, delete "
-                f"{self.path} (the next run writes {self.output} anew); to keep this "
-                f"output, move it away first."
-            )
-
     def _tail(self, size: int) -> str:
-        if self.output is None:
-            return _digest(b"")
+        if self.output is None or size == 0:
+            return hashlib.sha256(b"").hexdigest()
         if self._output_fd < 0:
-            if size == 0:
-                return _digest(b"")
             self._output_fd = os.open(self.output, os.O_RDONLY | os.O_CLOEXEC)
-        start = max(0, size - TAIL_BYTES)
-        return _digest(os.pread(self._output_fd, size - start, start))
+        return tail_digest(self._output_fd, size)
 
     def _rows(self, query: str, parameters: tuple[Any, ...] = ()) -> Iterator[Any]:
         import sqlite3
@@ -444,44 +356,8 @@ def request_row(key: str, request: Request) -> tuple[str, str, str | None, int, 
     return key, request.url, request.page, request.depth, carry
 
 
-def _kind(path: Path) -> str | None:
-    """The kind of run a state file was kept for ("resume", "incremental"), if it can be
-    read (read-only: nothing is created or changed)."""
-    import sqlite3
-
-    if not path.is_file():
-        return None
-    try:
-        uri = f"{path.resolve().as_uri()}?mode=ro"
-        with contextlib.closing(sqlite3.connect(uri, uri=True)) as db:
-            row = db.execute("select value from meta where name = 'kind'").fetchone()
-    except sqlite3.Error:
-        return None
-    return str(row[0]) if row else None
-
-
-def _is_sqlite(path: Path) -> bool:
-    """Whether ``path`` is a SQLite database (which must never be cut like a file)."""
-    try:
-        with path.open("rb") as file:
-            return file.read(16) == b"SQLite format 3\x00"
-    except OSError:
-        return False
-
-
-def _tail_digest(path: Path, size: int) -> str:
+def tail_digest(fd: int, size: int) -> str:
+    """The checksum a commit notes of the open output ``fd``: SHA-256 of its last
+    ``TAIL_BYTES`` bytes before ``size``."""
     start = max(0, size - TAIL_BYTES)
-    with path.open("rb") as file:
-        file.seek(start)
-        return _digest(file.read(size - start))
-
-
-def _digest(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def _same_file(a: Path, b: Path) -> bool:
-    try:
-        return os.path.samefile(a, b)
-    except OSError:
-        return os.path.realpath(a) == os.path.realpath(b)
+    return hashlib.sha256(os.pread(fd, size - start, start)).hexdigest()

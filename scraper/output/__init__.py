@@ -128,6 +128,7 @@ def open_for_crawl(
     """
     from scraper.output.sqlite import SqliteOutput
     from scraper.state import CrawlState
+    from scraper.stateoutput import check_fresh, check_paths, open_state
 
     options = options or OutputOptions()
     if path is None or str(path) == "-":
@@ -135,14 +136,14 @@ def open_for_crawl(
             raise ScraperError("--resume needs an output file: add -o PATH.")
         return _closed_with(stack, options.open(None, spider)), None
     state_at = Path(state_path or f"{path}.state")
-    CrawlState.check_paths(state_at, Path(path))
+    check_paths(state_at, Path(path))
     if not resume:
-        CrawlState.check_fresh(state_at, Path(path))
+        check_fresh(state_at, Path(path))
         output = _closed_with(stack, options.open(path, spider))
         CrawlState.remove(state_at)
         return output, None
     in_bytes = output_format(path, options.format) != "sqlite"
-    state = CrawlState.for_output(state_at, Path(path), spider.name, in_bytes=in_bytes)
+    state = open_state(state_at, Path(path), spider.name, in_bytes=in_bytes)
     stack.callback(state.close)
     output = _closed_with(stack, options.open(path, spider, append=True))
     if isinstance(output, SqliteOutput):

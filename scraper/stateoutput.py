@@ -77,9 +77,12 @@ def open_state(
 
 def cut_back(state: CrawlState) -> None:
     """Cut ``state.output`` back to the size ``state`` vouches for, after checking that
-    it is the output noted (its size, its last bytes)."""
+    it is the output noted (its size, its last bytes). A missing output the state
+    vouches for no bytes of is left to be written anew."""
     output, size, tail = state.output, state.output_size, state.output_tail
     assert output is not None
+    if size == 0 and not output.exists():
+        return
     have = output.stat().st_size if output.exists() else 0
     changed = have < size
     if not changed and tail is not None:

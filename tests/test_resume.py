@@ -234,6 +234,19 @@ def test_a_state_at_the_output_path_is_refused(tmp_path: Path) -> None:
         )
 
 
+def test_a_deleted_output_of_a_state_that_vouches_for_no_bytes_is_written_anew(
+    site: FixtureSite, tmp_path: Path
+) -> None:
+    site.add("/list/1", "<html><body>nothing listed yet</body></html>")
+    (tmp_path / "spiders.yaml").write_text(SPIDER.format(base=site.base), encoding="utf-8")
+    assert finish(scraper(tmp_path, "-o", "out.jsonl", "--resume")) == (0, "")
+    fetched = len(site.requests)
+    (tmp_path / "out.jsonl").unlink()  # its 0 bytes held nothing to lose
+    assert finish(scraper(tmp_path, "-o", "out.jsonl", "--resume")) == (0, "")
+    assert (tmp_path / "out.jsonl").read_bytes() == b""
+    assert len(site.requests) == fetched  # the page noted done is not fetched again
+
+
 def limit_file_size() -> None:
     """In the child: files may grow to 100 kB, then writes fail (as on a full disk)."""
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)

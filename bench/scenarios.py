@@ -21,7 +21,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -357,6 +357,7 @@ def scaleout(bench: Bench) -> None:
                 for n in SCALEOUT_PROCESSES
             ),
             _shared(bench, redis, 2, "board", wide_file, lambda: truth, "per_host 32"),
+            _shared(bench, redis, 2, "board", spider_file, lambda: truth, "--dedup bloom", BLOOM),
         ]
         series = run_rounds(bench, clients)
     _say_shared(bench, series)
@@ -441,6 +442,9 @@ def _split(
     return Client(label, command, output, bench.pages, truth)
 
 
+BLOOM = ("--dedup", "bloom")
+
+
 def _shared(
     bench: Bench,
     redis: RedisProbe,
@@ -449,17 +453,19 @@ def _shared(
     spider_file: Path,
     truth: TruthSource,
     note: str = "",
+    options: Sequence[str] = (),
 ) -> Client:
-    """``processes`` copies of ``scraper run SPIDER --redis URL`` started together by
-    ``swarm.py`` (the first with ``-o``), measured as one client; before each run Redis is
+    """``processes`` copies of ``scraper run SPIDER --redis URL [OPTIONS]`` started together
+    by ``swarm.py`` (the first with ``-o``), measured as one client; before each run Redis is
     emptied and its statistics reset, after it the Redis CPU and calls of the run are read."""
     label = f"redis, {processes} process{'es' if processes > 1 else ''}"
     label += f", {note}" if note else ""
-    output = bench.work / f"out-{spider_file.stem}-{processes}.jsonl"
+    output = bench.work / f"out-{spider_file.stem}-{processes}{''.join(options)}.jsonl"
     offset = output.with_name(output.name + ".redis-offset")
     command = [sys.executable, str(BENCH / "swarm.py"), str(processes), str(output), "--"]
     command += [str(bench.scraper_python), "-m", "scraper", "run", spider]
     command += ["-f", str(spider_file), "-q", "--redis", redis.url, "--crawl", "bench"]
+    command += options
     cpu_before = [0.0]
 
     def before() -> None:

@@ -184,6 +184,13 @@ def _parser() -> argparse.ArgumentParser:
         "join the crawl in Redis at URL (bare --redis: $REDIS_URL) and work "
         "on it with every other process started so; -o also writes all its records",
     )
+    run.add_argument(
+        "--dedup",
+        choices=("set", "bloom"),
+        help="how a --redis or --workers crawl keeps the URLs it has seen: set (exact, "
+        "the default) or bloom (about 2 bytes a URL, under 1 in 1,000 new URLs taken for "
+        "seen); the first process chooses, the others follow",
+    )
     # Seconds a process holds a page of a --redis crawl before others may take it (renewed
     # while it works); hidden: the tests shorten it to see killed processes' pages come back.
     run.add_argument("--lease", type=float, default=30.0, help=argparse.SUPPRESS)

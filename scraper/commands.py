@@ -96,6 +96,11 @@ def run_command(args: argparse.Namespace) -> int:
         raise ScraperError("--since goes with --incremental.")
     if args.crawl is not None and args.redis is None:
         raise ScraperError("--crawl goes with --redis.")
+    if args.dedup is not None and args.redis is None and args.workers == 1:
+        raise ScraperError(
+            "--dedup goes with --redis or --workers: a single process keeps the URLs it "
+            "has seen in memory (or in its --resume state)."
+        )
     if args.incremental and (args.redis is not None or args.workers != 1):
         raise ScraperError(
             "--incremental is for single-process runs: it does not go with --redis or "

@@ -58,6 +58,7 @@ def run_redis(args: argparse.Namespace, spider: SpiderSpec, callbacks: Callbacks
                 on_progress=progress.show if progress else None,
                 lease_seconds=args.lease,
                 options=output_options(args),
+                dedup=args.dedup,
             )
         )
         if progress:
@@ -78,6 +79,7 @@ def run_workers_command(args: argparse.Namespace, spider: SpiderSpec) -> int:
     argv += ["--offline"] if args.offline else []
     argv += ["--cassette", args.cassette] if args.cassette else []
     argv += ["-v"] if args.verbose else []
+    argv += ["--dedup", args.dedup] if args.dedup else []
     started = time.monotonic()
     with ExitStack() as stack:
         claim_path(stack, args.output, "-o PATH")

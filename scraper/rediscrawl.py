@@ -99,6 +99,7 @@ class RedisCrawl:
     async def status(self) -> dict[str, Any]:
         """The crawl as a whole: queued, in_flight, done, failed (by reason), dead,
         records, dropped (by reason, e.g. ``duplicate``), hosts_waiting, processes,
+        dedup (``set`` or ``bloom``), already_seen (links and start URLs dropped as seen),
         dedup_bytes_per_url, finished."""
         return await self._retry(self._status)
 
@@ -144,8 +145,10 @@ class RedisCrawl:
             pipe.get(self.key("admitted"))
             stats_raw, hosts, ready, processes, admitted = await pipe.execute()
         stats = {_text(k): int(v) for k, v in stats_raw.items()}
+        dedup = _text(await client.get(self.key("dedup")) or b"set")
+        kept = "bloom:*" if dedup == "bloom" else "seen:*"
         buckets = [
-            key async for key in client.scan_iter(match=_escape(self.prefix) + "seen:*", count=1000)
+            key async for key in client.scan_iter(match=_escape(self.prefix) + kept, count=1000)
         ]
         used = 0
         for start in range(0, len(buckets), 1000):
@@ -164,6 +167,8 @@ class RedisCrawl:
             "dropped": {k[8:]: v for k, v in stats.items() if k.startswith("dropped:") and v},
             "hosts_waiting": max(0, int(hosts) - int(ready)),
             "processes": int(processes),
+            "dedup": dedup,
+            "already_seen": stats.get("skipped:already seen", 0),
             "dedup_bytes_per_url": round(used / urls, 2) if urls else 0.0,
             "finished": queued == 0 and leased == 0 and seeded,
         }

@@ -17,13 +17,13 @@ host whose leases in flight are under ``per_host`` and whose next allowed start 
 plus ``jitter`` after the previous start, robots.txt ``Crawl-delay``, a pause after a
 429/503) has come, by Redis's clock. When the crawl obeys robots.txt, a host gets one lease
 until its robots.txt is read (``host_known``). Seen URLs are 64-bit fingerprints of (page kind,
-canonical URL) in ``DEDUP_BUCKETS`` Redis sets, few enough members each to stay intsets
-(about 9 bytes a URL). The keys of the records written under ``unique:`` (``record_key``,
-as ``UniqueRecords`` makes them) are kept the same way: the commit writes a record only
-when its key is new to the crawl, so each is written once for the whole crawl. The
-crawl is finished when nothing is queued, nothing is leased and seeding is done; a
-process waiting in ``claim`` blocks on its own wake list (no polling), and every step
-that may let it go on pushes to it.
+canonical URL), kept exactly in Redis sets (about 9 bytes a URL) or, with ``--dedup
+bloom``, in a Bloom filter (``scraper.redisdedup``). The keys of the records written
+under ``unique:`` (``record_key``, as ``UniqueRecords`` makes them) are kept in sets:
+the commit writes a record only when its key is new to the crawl, so each is written
+once for the whole crawl. The crawl is finished when nothing is queued, nothing is
+leased and seeding is done; a process waiting in ``claim`` blocks on its own wake list
+(no polling), and every step that may let it go on pushes to it.
 
 Requests and records are stored as JSON, never pickled. Keys are ``scraper:{CRAWL}:...``
 (listed in ``scraper.redislua``): one Redis Cluster hash slot per crawl. Records stay in
@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import hashlib
 import itertools
 import json
 import logging
@@ -48,19 +47,18 @@ from typing import Any, TypeVar
 import redis.asyncio as aioredis
 from redis.commands.core import AsyncScript
 
-from scraper import redislua
-from scraper.frontier import Frontier, canonical_url, record_key, unique_fields
+from scraper import redisdedup, redislua
+from scraper.errors import ScraperError
+from scraper.frontier import Frontier, record_key, unique_fields
 from scraper.models import Record, Request
 from scraper.output.file import encoded
 from scraper.rediscrawl import RedisCrawl, _text
+from scraper.redisdedup import DEDUP_BUCKETS, dedup_member, fingerprint, queue_args
 from scraper.spec import SpiderSpec
 from scraper.stats import CrawlStats
 
 log = logging.getLogger("scraper")
 
-DEDUP_BUCKETS = 1 << 14
-"""Sets the fingerprints are spread over: ~61 each at 1,000,000 URLs, and under Redis's
-``set-max-intset-entries`` (512) up to about 6,000,000, so each stays a compact intset."""
 SEED_CHUNK = 500
 """Start URLs queued by one seeding step (the cursor in Redis moves after each)."""
 SEED_LOCK_MS = 10_000
@@ -92,18 +90,6 @@ class Lease:
     host: str  # Request.host
 
 
-def fingerprint(request: Request, first_page: str | None) -> int:
-    """The 64-bit fingerprint (signed) of ``request``'s page kind and canonical URL."""
-    key = f"{request.page or first_page}\n{canonical_url(request.url)}"
-    digest = hashlib.blake2b(key.encode("utf-8", "surrogatepass"), digest_size=8).digest()
-    return int.from_bytes(digest, "big", signed=True)
-
-
-def dedup_member(value: int, buckets: int = DEDUP_BUCKETS) -> tuple[str, str]:
-    """The (bucket, set member) a fingerprint is kept as: the bucket from its low bits."""
-    return str(value & (buckets - 1)), str(value)
-
-
 def request_json(request: Request) -> str:
     """``request`` as the JSON kept in Redis (never pickled)."""
     body: dict[str, Any] = {"url": request.url, "page": request.page, "depth": request.depth}
@@ -130,6 +116,7 @@ class RedisFrontier(RedisCrawl):
         lease_seconds: float = 30.0,
         max_attempts: int = 3,
         dedup_buckets: int = DEDUP_BUCKETS,
+        dedup: str | None = None,
         url: str = "",
     ) -> None:
         super().__init__(client, crawl, url=url)
@@ -138,6 +125,7 @@ class RedisFrontier(RedisCrawl):
         self.lease_seconds = lease_seconds
         self.max_attempts = max_attempts
         self.dedup_buckets = dedup_buckets
+        self.dedup = dedup  # "set" or "bloom" (scraper.redisdedup); None: as the crawl has it
         self.process = uuid.uuid4().hex[:12]
         # Only for skip_reason(): the links given to commit() (offsite, bad url, max_depth).
         self._filter = Frontier(spider, CrawlStats())
@@ -149,6 +137,8 @@ class RedisFrontier(RedisCrawl):
         self._pause = client.register_script(redislua.PAUSE)
         self._renew = client.register_script(redislua.RENEW)
         self._seed = client.register_script(redislua.SEED)
+        self._choose_dedup = client.register_script(redisdedup.CHOOSE)
+        self._dedup_chosen = False
 
     @classmethod
     async def connect(
@@ -157,8 +147,25 @@ class RedisFrontier(RedisCrawl):
         """A frontier on the Redis at ``url``; ``RedisTrouble`` when it does not answer."""
         return cls(await cls.open_client(url), crawl, spider, url=url, **options)
 
+    async def choose_dedup(self) -> str:
+        """The crawl's way of keeping seen URLs (``--dedup``), set by the first process
+        that joins it: ``ScraperError`` when this process asked for the other one."""
+        if not self._dedup_chosen:
+            asked = self.dedup or ""
+            mode = _text(await self._run(self._choose_dedup, [self.prefix, asked]))
+            if asked and mode != asked:
+                raise ScraperError(
+                    f"the crawl {self.crawl!r} in Redis keeps its seen URLs with --dedup "
+                    f"{mode}, chosen by the process that started it, not --dedup {asked}: "
+                    f"leave out --dedup to join it as it is, or delete the crawl with "
+                    f"'scraper reset' to start it anew with --dedup {asked}."
+                )
+            self.dedup, self._dedup_chosen = mode, True
+        return self.dedup or "set"
+
     async def join(self) -> None:
         """Note this process, and seed the start URLs unless someone has or is doing it."""
+        await self.choose_dedup()
         if self.settings.robots:  # no host gets more than one lease before its robots.txt
             await self._retry(lambda: self.client.set(self.key("robots"), 1))
         await self.renew(())
@@ -363,10 +370,9 @@ class RedisFrontier(RedisCrawl):
     # -- inner workings
 
     def _queue_args(self, request: Request) -> tuple[str, str, str, str]:
-        bucket, member = dedup_member(
-            fingerprint(request, self.spider.first_page), self.dedup_buckets
-        )
-        return bucket, member, request.host, request_json(request)
+        value = fingerprint(request, self.spider.first_page)
+        a, b = queue_args(value, self.dedup or "set", self.dedup_buckets)
+        return a, b, request.host, request_json(request)
 
     async def _seed_if_needed(self) -> bool:
         """Seed (or take over seeding) when nobody has finished or is doing it; whether

@@ -20,7 +20,9 @@ Keys under the prefix (see ``scraper.redisfrontier`` for what they mean to a cra
     leases       zset     TOKEN -> expiry (ms);   lease  hash  TOKEN -> "ATTEMPTS|HOST|JSON"
     token        string   the last fencing token handed out
     queued       string   requests queued, all hosts;  admitted  string  requests ever queued
+    dedup        string   how seen URLs are kept: "set" or "bloom" (``scraper.redisdedup``)
     seen:BUCKET  set      64-bit fingerprints of (page kind, canonical URL), kept as intsets
+    bloom, bloom:I        or the Bloom filters' state and bits
     unique:BUCKET set     64-bit keys of the records written under ``unique:``, as intsets
     records      stream   the records, one entry a page: field "p" = JSON lines
     stats        hash     counts: done, pages, records, dead, failed:REASON, skipped:REASON ...
@@ -32,7 +34,10 @@ Keys under the prefix (see ``scraper.redisfrontier`` for what they mean to a cra
 
 from __future__ import annotations
 
-PRELUDE = """
+from scraper import redisdedup
+
+PRELUDE = (
+    """
 if redis.replicate_commands then redis.replicate_commands() end
 local P = ARGV[1]
 local function now_ms()
@@ -76,6 +81,9 @@ local function finished()
     and redis.call('ZCARD', P .. 'leases') == 0
     and redis.call('EXISTS', P .. 'seeded') == 1
 end
+"""
+    + redisdedup.LUA
+    + """
 -- "ATTEMPTS|REST" -> ATTEMPTS, REST
 local function split(text)
   local bar = string.find(text, '|', 1, true)
@@ -86,14 +94,14 @@ end
 local function batch()
   return {admitted = num(redis.call('GET', P .. 'admitted')), new = 0, hosts = {}}
 end
--- Queue a request unless its fingerprint was seen: 'new', 'seen' or 'full' (max_pages).
-local function add(ctx, bucket, fingerprint, host, body, max_pages)
-  local seen = P .. 'seen:' .. bucket
+-- Queue a request unless it was seen (A, B: its fingerprint as ``seen`` takes it): 'new',
+-- 'seen' or 'full' (max_pages).
+local function add(ctx, a, b, host, body, max_pages)
   if max_pages >= 0 and ctx.admitted >= max_pages then
-    if redis.call('SISMEMBER', seen, fingerprint) == 1 then return 'seen' end
+    if seen(a, b, false) then return 'seen' end
     return 'full'
   end
-  if redis.call('SADD', seen, fingerprint) == 0 then return 'seen' end
+  if seen(a, b, true) then return 'seen' end
   ctx.admitted = ctx.admitted + 1
   ctx.new = ctx.new + 1
   local bodies = ctx.hosts[host]
@@ -106,6 +114,7 @@ local function add(ctx, bucket, fingerprint, host, body, max_pages)
 end
 -- Write what ``add`` queued in ``ctx``: the requests, host by host, and the counters.
 local function queued(ctx, per_host)
+  seen_saved()
   for host, bodies in pairs(ctx.hosts) do
     for first = 1, #bodies, 1000 do  -- unpack() has a stack limit
       redis.call('RPUSH', P .. 'q:' .. host, unpack(bodies, first, math.min(first + 999, #bodies)))
@@ -146,6 +155,7 @@ local function pause(host, now, pause_ms)
   redis.call('HSET', P .. 'throttled', host, until_ms + 60000)
 end
 """
+)
 
 COMMIT_PAGE = """
 -- Commit the page whose lease is ARGV[i] (see STEP's ARGV from TOKEN on): its records,
@@ -229,7 +239,8 @@ STEP = (
 --       MAX_PAGES, N_PAGES, then per page: TOKEN, N_RECORDS, KEYED (0/1), then when KEYED
 --       (BUCKET, KEY, JSON) per record (BUCKET and KEY '' for a record without a key: it is
 --       always written), else the records' JSON lines joined by newlines (one argument);
---       N_LINKS, (BUCKET, FINGERPRINT, HOST, JSON)..., N_COUNTS, (NAME, COUNT)...
+--       N_LINKS, (A, B, HOST, JSON)... (A, B: its fingerprint, as ``seen`` takes it),
+--       N_COUNTS, (NAME, COUNT)...
 -- Commits the N_PAGES pages (each as ``commit_page``), then claims up to LIMIT leases (none
 -- when LIMIT is 0). Returns {STATUS, WAIT_MS, SEEDED, N_PAGES, COMMITTED...,
 -- (TOKEN, HOST, JSON)...}: COMMITTED is 0 (lease not held) or 1 + the duplicates dropped;
@@ -411,7 +422,7 @@ return renewed
 SEED = (
     PRELUDE
     + """
--- ARGV: P, LOCK, POSITION, TOTAL, PER_HOST, MAX_PAGES, LAST (0/1), N, (BUCKET, FP, HOST, JSON)...
+-- ARGV: P, LOCK, POSITION, TOTAL, PER_HOST, MAX_PAGES, LAST (0/1), N, (A, B, HOST, JSON)...
 if redis.call('GET', P .. 'seed:lock') ~= ARGV[2] then return -1 end
 local position, total = tonumber(ARGV[3]), tonumber(ARGV[4])
 local per_host, max_pages = tonumber(ARGV[5]), tonumber(ARGV[6])

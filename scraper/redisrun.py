@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from scraper.errors import ScraperError
 from scraper.output import row_counts
+from scraper.redisdedup import BLOOM_ERROR
 from scraper.redisexport import RecordExporter
 from scraper.redisurl import shown
 from scraper.stopping import add_stop_handlers, remove_stop_handlers
@@ -86,14 +87,16 @@ async def crawl_and_export(
     on_progress: Callable[[CrawlStats], None] | None,
     lease_seconds: float = 30.0,
     options: OutputOptions | None = None,
+    dedup: str | None = None,
 ) -> tuple[CrawlStats, signal.Signals | None]:
     """``run --redis``: join the crawl and work on it until it is finished (or a stop
     signal); with ``output``, write every record of the crawl there meanwhile (in the
-    format ``options`` choose)."""
+    format ``options`` choose). ``dedup``: ``--dedup``, checked before anything is written."""
     from scraper.sharedcrawl import SharedCrawler
 
-    frontier = await connect(url, crawl, spider, lease_seconds=lease_seconds)
+    frontier = await connect(url, crawl, spider, lease_seconds=lease_seconds, dedup=dedup)
     try:
+        await frontier.choose_dedup()
         exporter = (
             RecordExporter(frontier, crawl, output, spider, options=options) if output else None
         )
@@ -171,6 +174,12 @@ async def crawl_status(spider: SpiderSpec, url: str, crawl: str) -> dict[str, An
         await frontier.close()
 
 
+BLOOM_NOTE = (
+    f" (--dedup bloom: a URL never seen is taken for seen with a chance under "
+    f"1 in {round(1 / BLOOM_ERROR):,})"
+)
+
+
 def status_lines(url: str, crawl: str, status: Mapping[str, Any]) -> list[str]:
     """What ``scraper status`` prints: one fact a line, as the run summary does."""
     failed, dropped = (_by_reason(status.get(name)) for name in ("failed", "dropped"))
@@ -187,8 +196,10 @@ def status_lines(url: str, crawl: str, status: Mapping[str, Any]) -> list[str]:
         f"dropped:         {dropped}",
         f"hosts waiting:   {status.get('hosts_waiting', 0)}",
         f"processes:       {status.get('processes', 0)} (seen in the last 10 s)",
+        f"already seen:    {status.get('already_seen', 0)} (links and start URLs not queued)",
         "dedup memory:    "
-        + (f"{per_url:.1f} bytes per URL" if isinstance(per_url, (int, float)) else "-"),
+        + (f"{per_url:.1f} bytes per URL" if isinstance(per_url, (int, float)) else "-")
+        + (BLOOM_NOTE if status.get("dedup") == "bloom" else ""),
     ]
 
 

@@ -204,6 +204,11 @@ def test_redis_lost_mid_crawl_is_said_once_per_process_and_never_with_its_passwo
         ),
         (["run", "shop", "--crawl", "x"], "--crawl goes with --redis."),
         (
+            ["run", "shop", "--dedup", "bloom", "-o", "o.jsonl"],
+            "--dedup goes with --redis or --workers: a single process keeps the URLs it has "
+            "seen in memory (or in its --resume state).",
+        ),
+        (
             ["run", "shop", "--redis", "redis://h/0", "--crawl", "a{b}"],
             "--crawl 'a{b}' cannot name a crawl: use letters, digits and - _ . : (200 at most).",
         ),
@@ -259,8 +264,9 @@ def test_status_shows_the_crawl_and_reset_deletes_it_when_told_yes(
     ]
     assert lines[10].startswith("processes:       ")
     assert lines[10].endswith(" (seen in the last 10 s)")
-    assert lines[11].startswith("dedup memory:    ") and lines[11].endswith(" bytes per URL")
-    assert len(lines) == 12
+    assert lines[11] == f"already seen:    {LISTS * 12 - ITEMS} (links and start URLs not queued)"
+    assert lines[12].startswith("dedup memory:    ") and lines[12].endswith(" bytes per URL")
+    assert len(lines) == 13
 
     said_no = scraper(tmp_path, "reset", "shop", "--redis", redis_server.url, stdin=subprocess.PIPE)
     said_no.stdin.write("n\n")  # type: ignore[union-attr]
@@ -407,6 +413,56 @@ def test_export_now_writes_what_is_there_and_another_crawls_output_is_refused(
         "scraper: error: o.jsonl holds the records of crawl 'big', not 'x': "
         "choose another -o PATH, or give --crawl the crawl it holds.\n"
     )
+
+
+# -- --dedup bloom ----------------------------------------------------------------------------
+
+
+def test_a_crawl_started_with_dedup_bloom_is_joined_as_it_is_and_refuses_dedup_set(
+    site: FixtureSite, redis_server: RedisServer, tmp_path: Path
+) -> None:
+    expected = build_shop(site, tmp_path, missing=7)
+    site.hold = 0.02
+    url = redis_server.url
+    writer = scraper(tmp_path, "run", "shop", "--redis", url, "--dedup", "bloom", "-o", "o.jsonl")
+    time.sleep(0.5)  # the first process chooses; this one has no --dedup and follows it
+    crawler = scraper(tmp_path, "run", "shop", "--redis", url)
+    (code, _, err), (other_code, _, other_err) = finish(writer), finish(crawler)
+    assert {code, other_code} <= {0, 1} and 1 in {code, other_code}, err + other_err
+
+    assert sorted(items(tmp_path / "o.jsonl")) == sorted(expected)
+    assert fetched_twice(site) == []
+    assert len(site.requests) == LISTS + ITEMS
+    code, out, err = finish(scraper(tmp_path, "status", "shop", "--redis", url))
+    assert code == 0, err
+    assert f"already seen:    {LISTS * 12 - ITEMS} (links and start URLs not queued)\n" in out
+    per_url = out.split("dedup memory:    ")[1].split(" bytes per URL")[0]
+    assert float(per_url) > 10_000  # the first filter is made whole: 2 MB for 69 URLs
+    assert out.endswith(
+        " bytes per URL (--dedup bloom: a URL never seen is taken for seen with a chance "
+        "under 1 in 1,000)\n"
+    )
+
+    code, out, err = finish(scraper(tmp_path, "run", "shop", "--redis", url, "--dedup", "set"))
+    assert (code, out) == (2, "")
+    assert err == (
+        "scraper: error: the crawl 'shop' in Redis keeps its seen URLs with --dedup bloom, "
+        "chosen by the process that started it, not --dedup set: leave out --dedup to join "
+        "it as it is, or delete the crawl with 'scraper reset' to start it anew with "
+        "--dedup set.\n"
+    )
+
+
+def test_two_workers_with_dedup_bloom_write_every_record_once(
+    site: FixtureSite, tmp_path: Path
+) -> None:
+    expected = build_shop(site, tmp_path)
+    run = scraper(tmp_path, "run", "shop", "--workers", "2", "--dedup", "bloom", "-o", "o.jsonl")
+    code, _, err = finish(run)
+    assert code == 0, err
+    assert sorted(items(tmp_path / "o.jsonl")) == sorted(expected)
+    assert fetched_twice(site) == []
+    assert f"records written: {len(expected)}\n" in err
 
 
 # -- --workers N ------------------------------------------------------------------------------

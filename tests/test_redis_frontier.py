@@ -14,9 +14,12 @@ from typing import Any, TypeVar
 import pytest
 import redis
 
+from scraper import redisdedup
+from scraper.errors import ScraperError
 from scraper.models import Request
 from scraper.rediscrawl import RedisTrouble
-from scraper.redisfrontier import DEDUP_BUCKETS, Lease, RedisFrontier, dedup_member
+from scraper.redisdedup import DEDUP_BUCKETS, dedup_member
+from scraper.redisfrontier import Lease, RedisFrontier
 from scraper.spec import SpiderSpec, parse_spiders
 from tests.redis_server import RedisServer, free_port
 
@@ -231,7 +234,8 @@ def test_fail_with_and_without_retry(redis_server: RedisServer) -> None:
 # -- commit: records and links ------------------------------------------------------------------
 
 
-def test_a_commit_adds_each_new_link_once(redis_server: RedisServer) -> None:
+@pytest.mark.parametrize("dedup", ["set", "bloom"])
+def test_a_commit_adds_each_new_link_once(redis_server: RedisServer, dedup: str) -> None:
     spec = spider("    max_depth: 2")
 
     async def body(first: RedisFrontier, second: RedisFrontier) -> None:
@@ -270,10 +274,11 @@ def test_a_commit_adds_each_new_link_once(redis_server: RedisServer) -> None:
             "skipped:bad url": 1,
         }
 
-    run(redis_server, spec, body)
+    run(redis_server, spec, body, dedup=dedup)
 
 
-def test_max_pages_holds_for_the_whole_crawl(redis_server: RedisServer) -> None:
+@pytest.mark.parametrize("dedup", ["set", "bloom"])
+def test_max_pages_holds_for_the_whole_crawl(redis_server: RedisServer, dedup: str) -> None:
     spec = spider("    max_pages: 3", start=starts(2))
 
     async def body(first: RedisFrontier, second: RedisFrontier) -> None:
@@ -286,7 +291,7 @@ def test_max_pages_holds_for_the_whole_crawl(redis_server: RedisServer) -> None:
         stats = await second.client.hget(second.key("stats"), "skipped:max_pages")
         assert stats == b"2"
 
-    run(redis_server, spec, body)
+    run(redis_server, spec, body, dedup=dedup)
 
 
 def test_records_are_read_in_commit_order_and_the_reader_blocks(
@@ -410,6 +415,8 @@ def test_status_and_reset(redis_server: RedisServer) -> None:
             "dropped": {},
             "hosts_waiting": 0,  # the host of the one queued has none in flight
             "processes": 2,
+            "dedup": "set",
+            "already_seen": 0,
             "dedup_bytes_per_url": status["dedup_bytes_per_url"],
             "finished": False,
         }
@@ -512,3 +519,89 @@ def test_a_million_seen_urls_cost_at_most_12_bytes_each(redis_server: RedisServe
     per_url = used / count
     print(f"dedup: {per_url:.2f} bytes of Redis memory per URL at {count:,} URLs")
     assert per_url <= 12
+
+
+BLOOM_CHECK = (
+    "local P = ARGV[1]\n"
+    + redisdedup.LUA
+    + """
+-- ARGV: P, MARK (0/1), (A, B)...: how many of the URLs were seen (and, with MARK, are now).
+local mark, hits = ARGV[2] == '1', 0
+for j = 3, #ARGV, 2 do
+  if seen(ARGV[j], ARGV[j + 1], mark) then hits = hits + 1 end
+end
+seen_saved()
+return hits
+"""
+)
+
+
+def test_a_million_urls_in_the_bloom_filter_cost_2_bytes_each_and_few_new_ones_are_taken(
+    redis_server: RedisServer,
+) -> None:
+    import random
+
+    client = redis.Redis.from_url(redis_server.url)
+    prefix = "scraper:{c}:"
+    assert client.register_script(redisdedup.CHOOSE)(keys=[prefix], args=[prefix, "bloom"])
+    check = client.register_script(BLOOM_CHECK)
+    generator = random.Random(12)
+
+    def urls(count: int) -> list[int]:
+        return [generator.getrandbits(64) - (1 << 63) for _ in range(count)]
+
+    def seen(values: list[int], mark: bool) -> int:
+        hits = 0
+        for start in range(0, len(values), 5_000):
+            args = [prefix, "1" if mark else "0"]
+            for value in values[start : start + 5_000]:
+                args.extend(redisdedup.queue_args(value, "bloom"))
+            hits += check(keys=[prefix], args=args)
+        return hits
+
+    def used() -> int:
+        keys = client.keys(prefix + "bloom:*")
+        return sum(client.memory_usage(key, samples=0) for key in keys)
+
+    added = urls(1_000_000)
+    taken = seen(added, mark=True)  # a new URL taken for one added before it
+    assert taken < 1_000_000 * redisdedup.BLOOM_ERROR
+    per_url = used() / len(added)
+    print(f"bloom: {per_url:.2f} bytes of Redis memory per URL at {len(added):,} URLs")
+    assert per_url <= 2.2
+    assert client.hget(prefix + "bloom", "n") == b"1"
+
+    more = urls(100_000)  # past the first filter's 1,048,576: a second one, twice as large
+    seen(more, mark=True)
+    assert client.hget(prefix + "bloom", "n") == b"2"
+    assert seen(added[::20] + more[::2], mark=False) == 50_000 + 50_000  # no URL is forgotten
+    never = urls(100_000)
+    rate = seen(never, mark=False) / len(never)
+    print(f"bloom: {rate:.3%} of URLs never seen taken for seen")
+    assert rate < redisdedup.BLOOM_ERROR
+
+
+def test_the_first_process_chooses_how_seen_urls_are_kept(redis_server: RedisServer) -> None:
+    spec = spider(start=starts(3))
+
+    async def main() -> None:
+        first = await RedisFrontier.connect(redis_server.url, "c", spec, dedup="bloom")
+        follower = await RedisFrontier.connect(redis_server.url, "c", spec)
+        other = await RedisFrontier.connect(redis_server.url, "c", spec, dedup="set")
+        try:
+            await first.join()
+            await follower.join()
+            assert follower.dedup == "bloom"
+            with pytest.raises(ScraperError) as refused:
+                await other.join()
+            assert str(refused.value).startswith(
+                "the crawl 'c' in Redis keeps its seen URLs with --dedup bloom, chosen by the "
+                "process that started it, not --dedup set: "
+            )
+            assert len(await drain(follower)) == 3
+            assert (await first.status())["dedup"] == "bloom"
+        finally:
+            for frontier in (first, follower, other):
+                await frontier.close()
+
+    asyncio.run(main())

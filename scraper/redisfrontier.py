@@ -276,9 +276,10 @@ class RedisFrontier(RedisCrawl):
         links: list[Request],
         counts: Mapping[str, int],
     ) -> list[Any]:
-        """A page to commit, as ``step`` takes it: its records as JSON, each with its
-        ``unique:`` key (none when its page kind has no ``unique:``; a record JSON cannot
-        hold is left out and counted), its links to queue and its counts. ``links`` are
+        """A page to commit, as ``step`` takes it (two arguments, see ``redislua.STEP``): its
+        records as JSON lines, each with its ``unique:`` key (none when its page kind has
+        no ``unique:``; a record JSON cannot hold is left out and counted), its links to
+        queue and its counts. ``links`` are
         those to follow, the skipped ones already taken out and counted in ``counts``
         (as ``commit`` and ``SharedCrawler`` do)."""
         tally: dict[str, int] = dict(counts)
@@ -286,23 +287,18 @@ class RedisFrontier(RedisCrawl):
         kept, rejected = encoded(records)  # as every output encodes, and leaves out
         for reason, count in rejected.items():
             tally[f"dropped:{reason}"] = tally.get(f"dropped:{reason}", 0) + count
-        args: list[Any] = [lease.token, len(kept)]
+        keys: list[tuple[str, str]] | int = 0
         if fields:  # each record with its key, to be written only when the key is new
-            args.append(1)
-            for record, line in kept:
-                key = record_key(record, fields)
-                args.extend(("", "") if key is None else dedup_member(key, self.dedup_buckets))
-                args.append(line)
-        else:
-            args.extend((0, b"\n".join(line for _, line in kept)))
-        link_args: list[str] = []
-        for link in links:
-            link_args.extend(self._queue_args(link))
-        args.extend((len(link_args) // 4, *link_args))
-        args.append(len(tally))
+            keys = [
+                ("", "") if key is None else dedup_member(key, self.dedup_buckets)
+                for key in (record_key(record, fields) for record, _ in kept)
+            ]
+        flat: list[Any] = []
         for name, count in tally.items():
-            args.extend((name, count))
-        return args
+            flat += (name, count)
+        queued = [self._queue_args(link) for link in links]
+        head = [str(lease.token), len(kept), keys, queued, flat]
+        return [_json(head), b"\n".join(line for _, line in kept)]
 
     async def fail(self, lease: Lease, reason: str, *, retry: bool, pause: float = 0.0) -> bool:
         """The page failed with ``reason``: back to its host's queue when ``retry`` and
@@ -403,10 +399,8 @@ class RedisFrontier(RedisCrawl):
                 self.settings.per_host,
                 _max_pages(self.settings.max_pages),
                 1 if last else 0,
-                len(chunk),
+                _json([self._queue_args(request) for request in chunk]),
             ]
-            for request in chunk:
-                args.extend(self._queue_args(request))
             reply = await self._run(self._seed, args)
             if reply == -1:  # the lock was lost (this process stalled): another seeds now
                 return True
@@ -417,6 +411,10 @@ class RedisFrontier(RedisCrawl):
     async def _run(self, script: AsyncScript, args: Sequence[Any]) -> Any:
         """One call of a Lua script of ``scraper.redislua``, retried while Redis is away."""
         return await self._retry(lambda: script(keys=[self.key("leases")], args=list(args)))
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
 def _max_pages(value: int | None) -> int:

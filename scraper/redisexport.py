@@ -52,8 +52,6 @@ WAIT = 0.25
 """Seconds a read blocks on an empty stream before the exporter asks whether the crawl ended."""
 GATHER = 0.05
 """Seconds the exporter lets records gather after a read that was not full."""
-DRAIN_WAIT = 0.05
-"""Seconds a read blocks once the crawl has ended: only what is already there is left."""
 
 
 class RecordStream(Protocol):
@@ -193,9 +191,15 @@ class RecordExporter:
             ending = until_now or (stop is not None and stop.is_set())
             if not ending and drained:  # while records come, the crawl is not over
                 ending = await self.stream.finished()
-            entries = await read_entries(
-                self.stream, self.after, BATCH, DRAIN_WAIT if ending else WAIT
+            # Once ending, every record of the crawl is in the stream: read what is there.
+            read = await (
+                read_entries(self.stream, self.after, BATCH, 0)
+                if ending
+                else self._read_until(stop)
             )
+            if read is None:
+                continue  # stopped while waiting: drain
+            entries = read
             drained = not entries
             if entries:
                 self._write(entries)
@@ -204,6 +208,24 @@ class RecordExporter:
                     await asyncio.sleep(GATHER)
             elif ending:
                 return self.written
+
+    async def _read_until(self, stop: asyncio.Event | None) -> list[Entry] | None:
+        """The next entries, waiting up to ``WAIT`` for them; ``None`` as soon as ``stop``
+        is set (the crawl this process worked on has ended: no need to wait more)."""
+        reading = asyncio.ensure_future(read_entries(self.stream, self.after, BATCH, WAIT))
+        if stop is None:
+            return await reading
+        stopping = asyncio.ensure_future(stop.wait())
+        try:
+            await asyncio.wait({reading, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopping.cancel()
+        if reading.done():
+            return reading.result()
+        # The blocked read's connection is dropped; the same entries are read again after.
+        reading.cancel()
+        await asyncio.gather(reading, return_exceptions=True)
+        return None
 
     def close(self) -> None:
         """Close the output."""

@@ -24,7 +24,7 @@ from __future__ import annotations
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from scraper.errors import ScraperError
 from scraper.spec import WIRES, CrawlSettings
@@ -118,19 +118,6 @@ def open_wire(settings: CrawlSettings, transport: httpx.AsyncBaseTransport | Non
     from scraper.wire.aiohttpwire import AiohttpWire
 
     return AiohttpWire(settings, headers)
-
-
-_BACKENDS = {"AiohttpWire": "aiohttpwire", "CurlWire": "curlwire", "HttpxWire": "httpxwire"}
-
-
-def __getattr__(name: str) -> Any:
-    # The backends' classes by their old names, imported only when asked for: pycurl
-    # and aiohttp cost start-up time that `scraper list` does not need.
-    if name in _BACKENDS:
-        import importlib
-
-        return getattr(importlib.import_module(f"scraper.wire.{_BACKENDS[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def detail(exc: BaseException) -> str:

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from scraper.spec import CrawlSettings
-from scraper.wire import WireError, WireResponse
+from scraper.wire import WireError, WireResponse, detail
 
 
 class AiohttpWire:
@@ -62,7 +62,7 @@ class AiohttpWire:
         except (asyncio.TimeoutError, aiohttp.ServerTimeoutError) as exc:
             raise WireError("timeout", str(exc) or "no answer in time") from None
         except aiohttp.ClientError as exc:
-            raise WireError("connection error", str(exc) or type(exc).__name__) from None
+            raise WireError("connection error", detail(exc)) from None
 
         async def body() -> AsyncIterator[bytes]:
             try:
@@ -71,7 +71,7 @@ class AiohttpWire:
             except (asyncio.TimeoutError, aiohttp.ServerTimeoutError) as exc:
                 raise WireError("timeout", str(exc) or "the body stopped coming") from None
             except aiohttp.ClientError as exc:
-                raise WireError("broken body", str(exc) or type(exc).__name__) from None
+                raise WireError("broken body", detail(exc)) from None
 
         async def read() -> bytes:
             try:
@@ -79,7 +79,7 @@ class AiohttpWire:
             except (asyncio.TimeoutError, aiohttp.ServerTimeoutError) as exc:
                 raise WireError("timeout", str(exc) or "the body stopped coming") from None
             except aiohttp.ClientError as exc:
-                raise WireError("broken body", str(exc) or type(exc).__name__) from None
+                raise WireError("broken body", detail(exc)) from None
 
         async def close() -> None:
             response.release()

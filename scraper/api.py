@@ -229,9 +229,9 @@ def run(
     """
     from contextlib import ExitStack
 
+    from scraper.commands import claim_path
     from scraper.embed import run_in_thread
     from scraper.output import OutputOptions
-    from scraper.output.lock import RunLock
     from scraper.stateoutput import check_paths
 
     job = _job("run", spiders, name, offline, cassette, settings)
@@ -249,9 +249,7 @@ def run(
             state_path = Path(f"{path}.state")
             check_paths(state_path, path)
             for claimed in (path, state_path) if resume or incremental else (path,):
-                lock = RunLock.claim(claimed, "path")
-                if lock is not None:
-                    stack.callback(lock.release)
+                claim_path(stack, claimed, "path")
         stats = run_in_thread(
             lambda: _into_output(job, output, resume, options, incremental, since)
         )

@@ -23,21 +23,16 @@ from scraper.state import CrawlState, tail_digest
 log = logging.getLogger("scraper")
 
 
-def open_state(
-    path: Path, output: Path, spider: str, *, in_bytes: bool | None = None
-) -> CrawlState:
+def open_state(path: Path, output: Path, spider: str, *, in_bytes: bool) -> CrawlState:
     """The state of the crawl writing ``output``: resumed if ``path`` exists, else new.
 
     Resuming cuts ``output`` back to what the state vouches for (records of
     pages not marked done are fetched again), once its bytes up to there are
     found unchanged; a new state starts a new output. An output that does not
     count its size ``in_bytes`` (a SQLite table, which counts pages) is neither
-    cut nor removed here: it is rewound to ``output_size`` by its own means
-    (``None``: any output but a SQLite database counts in bytes).
+    cut nor removed here: it is rewound to ``output_size`` by its own means.
     """
     check_paths(path, output)
-    if in_bytes is None:
-        in_bytes = not _is_sqlite(output)
     if in_bytes and output.exists() and not stat.S_ISREG(output.stat().st_mode):
         raise ScraperError(
             f"--resume needs the output to be a regular file, and {output} is not one "
@@ -133,15 +128,6 @@ def _kind(path: Path) -> str | None:
     except sqlite3.Error:
         return None
     return str(row[0]) if row else None
-
-
-def _is_sqlite(path: Path) -> bool:
-    """Whether ``path`` is a SQLite database (which must never be cut like a file)."""
-    try:
-        with path.open("rb") as file:
-            return file.read(16) == b"SQLite format 3\x00"
-    except OSError:
-        return False
 
 
 def _same_file(a: Path, b: Path) -> bool:

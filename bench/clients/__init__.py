@@ -8,10 +8,12 @@ the records as JSON Lines.
 from __future__ import annotations
 
 import argparse
+import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TextIO
 
 from workload import BOARD_RE, TINY_RE, Record, board_record, board_url, tiny_record, tiny_url
 
@@ -25,6 +27,15 @@ class Job:
     output: Path
     pattern: re.Pattern[str]
     record: Callable[[re.Match[str]], Record]
+
+    def write_records(self, text: str, out: TextIO) -> None:
+        """The records ``pattern`` finds in a page's ``text``, appended to ``out`` as JSON
+        Lines (one write a page)."""
+        lines = [
+            json.dumps(self.record(m), ensure_ascii=False) for m in self.pattern.finditer(text)
+        ]
+        if lines:
+            out.write("\n".join(lines) + "\n")
 
 
 def parse_job(description: str) -> Job:

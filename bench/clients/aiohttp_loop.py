@@ -4,7 +4,6 @@ each fetches a page, runs the pattern, and appends the page's records as JSON Li
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Iterator
 from typing import TextIO
 
@@ -28,9 +27,7 @@ async def _work(session: aiohttp.ClientSession, urls: Iterator[str], job: Job, o
         async with session.get(url) as response:
             response.raise_for_status()
             text = await response.text()
-        lines = [json.dumps(job.record(m), ensure_ascii=False) for m in job.pattern.finditer(text)]
-        if lines:
-            out.write("\n".join(lines) + "\n")
+        job.write_records(text, out)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,6 @@ same, so that nothing is left between runs whatever Crawlee writes."""
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import tempfile
 from collections.abc import Awaitable, Callable
@@ -56,9 +55,7 @@ Context = ParsedHttpCrawlingContext[bytes]
 def _handler(job: Job, out: TextIO) -> Callable[[Context], Awaitable[None]]:
     async def handle(context: Context) -> None:
         text = (await context.http_response.read()).decode("utf-8")  # the site is utf-8
-        lines = [json.dumps(job.record(m), ensure_ascii=False) for m in job.pattern.finditer(text)]
-        if lines:
-            out.write("\n".join(lines) + "\n")
+        job.write_records(text, out)
 
     return handle
 

@@ -5,7 +5,6 @@ URL iterator and one session, as the aiohttp loop does; the same pattern and JSO
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Iterator
 from typing import TextIO
 
@@ -29,9 +28,7 @@ async def _work(session: AsyncSession, urls: Iterator[str], job: Job, out: TextI
         if response.status_code != 200:
             raise SystemExit(f"{url}: HTTP {response.status_code}")
         text = response.content.decode("utf-8")  # nginx serves the site as utf-8
-        lines = [json.dumps(job.record(m), ensure_ascii=False) for m in job.pattern.finditer(text)]
-        if lines:
-            out.write("\n".join(lines) + "\n")
+        job.write_records(text, out)
 
 
 if __name__ == "__main__":

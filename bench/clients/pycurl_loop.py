@@ -5,7 +5,6 @@ then the same pattern and JSON Lines write as the aiohttp loop."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from io import BytesIO
 from typing import TextIO
@@ -83,9 +82,7 @@ def _write(job: Job, handle: pycurl.Curl, body: BytesIO, out: TextIO) -> None:
     if status != 200:
         raise SystemExit(f"{handle.getinfo(pycurl.EFFECTIVE_URL)}: HTTP {status}")
     text = body.getvalue().decode("utf-8")  # nginx serves the site as utf-8
-    lines = [json.dumps(job.record(m), ensure_ascii=False) for m in job.pattern.finditer(text)]
-    if lines:
-        out.write("\n".join(lines) + "\n")
+    job.write_records(text, out)
 
 
 if __name__ == "__main__":

@@ -277,20 +277,27 @@ def test_a_json_array_cut_by_a_kill_is_continued_and_other_json_is_refused(
     )
 
 
+def killed_with_resume(site: FixtureSite, tmp_path: Path, out: str, kind: str) -> list[str]:
+    """Spider ``many``'s items, after a ``--resume`` run to ``out`` was killed (kill -9)
+    with 100 records or more written; the site answers at full speed again."""
+    expected = many(site, tmp_path)
+    site.hold = 0.05
+    run = scraper(tmp_path, "run", "many", "-q", "-o", out, "--resume")
+    wait_for_records(run, tmp_path / out, kind, 100)
+    run.send_signal(signal.SIGKILL)
+    finish(run)
+    site.hold = 0
+    return expected
+
+
 def test_a_json_run_killed_lacks_its_bracket_and_resume_makes_it_whole(
     site: FixtureSite, tmp_path: Path
 ) -> None:
-    expected = many(site, tmp_path)
-    site.hold = 0.05
-    run = scraper(tmp_path, "run", "many", "-q", "-o", "out.json", "--resume")
-    wait_for_records(run, tmp_path / "out.json", "json", 100)
-    run.send_signal(signal.SIGKILL)
-    finish(run)
+    expected = killed_with_resume(site, tmp_path, "out.json", "json")
     text = (tmp_path / "out.json").read_text(encoding="utf-8")
     assert not text.rstrip().endswith("]")
     with pytest.raises(json.JSONDecodeError):
         json.loads(text)
-    site.hold = 0
     code, _, err = finish(scraper(tmp_path, "run", "many", "-q", "-o", "out.json", "--resume"))
     assert code == 0, err
     found = json.loads((tmp_path / "out.json").read_text(encoding="utf-8"))
@@ -445,17 +452,11 @@ def test_rewind_undoes_the_last_page_its_new_rows_and_its_updates(tmp_path: Path
 
 
 def test_resume_undoes_a_page_the_state_did_not_note(site: FixtureSite, tmp_path: Path) -> None:
-    expected = many(site, tmp_path)
-    site.hold = 0.05
-    run = scraper(tmp_path, "run", "many", "-q", "-o", "out.db", "--resume")
-    wait_for_records(run, tmp_path / "out.db", "sqlite", 100)
-    run.send_signal(signal.SIGKILL)
-    finish(run)
+    expected = killed_with_resume(site, tmp_path, "out.db", "sqlite")
     # As if the run had died between writing a page and noting it in its state:
     late = open_output(tmp_path / "out.db", spider_of(MANY_TEXT), append=True)
     late.write([{"item": "a page the state never saw"}])
     late.close()
-    site.hold = 0
     code, _, err = finish(scraper(tmp_path, "run", "many", "-q", "-o", "out.db", "--resume"))
     assert code == 0, err
     found = read_records(tmp_path / "out.db", "sqlite", table="many")

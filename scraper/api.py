@@ -108,6 +108,8 @@ class RunResult:
     @classmethod
     def of(cls, spider: str, output: Path | None, stats: CrawlStats) -> RunResult:
         """The result of a run of ``spider`` into ``output`` that counted ``stats``."""
+        from scraper.console import EXIT_FAILURES, EXIT_OK
+
         return cls(
             spider=spider,
             output=output,
@@ -119,7 +121,7 @@ class RunResult:
             no_match=dict(stats.empty_pages),
             elapsed=stats.elapsed,
             rows=None if stats.rows is None else dict(stats.rows),
-            exit_status=1 if stats.failures else 0,
+            exit_status=EXIT_FAILURES if stats.failures else EXIT_OK,
             summary=stats.summary(),
         )
 

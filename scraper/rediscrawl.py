@@ -38,6 +38,10 @@ OUTAGE_QUIET = 10.0
 _LOST = (RedisConnectionError, RedisTimeoutError, ConnectionError, OSError)
 T = TypeVar("T")
 
+Entry = tuple[str, bytes, int]
+"""A record stream entry: its id, its records as JSON Lines text (each line ending in a
+newline, as stored) and how many records that is."""
+
 
 class RedisTrouble(ScraperError):
     """Redis cannot be reached (at start: exit code 2)."""
@@ -74,22 +78,33 @@ class RedisCrawl:
         """The Redis key ``name`` of this crawl."""
         return self.prefix + name
 
-    async def read_records(
-        self, after: str, count: int, block_seconds: float
-    ) -> list[tuple[str, Record]]:
-        """The records of up to ``count`` pages (stream entries) after stream id ``after``
-        ("0": from the start), in commit order, each with its page's entry id, blocking up
-        to ``block_seconds`` when there are none yet."""
+    async def read_entries(self, after: str, count: int, block_seconds: float) -> list[Entry]:
+        """Up to ``count`` entries of the record stream after id ``after`` ("0": from the
+        start), in commit order, blocking up to ``block_seconds`` while there are none."""
         block = max(1, int(block_seconds * 1000)) if block_seconds > 0 else None
         reply: Any = await self._retry(
             lambda: self.client.xread({self.key("records"): after}, count=count, block=block)
         )
-        entries: list[tuple[str, Record]] = []
+        entries: list[Entry] = []
         for _stream, items in reply or ():
             for entry_id, fields in items:
-                lines = fields[b"p"].split(b"\n") if b"p" in fields else [fields[b"r"]]
-                entries.extend((_text(entry_id), json.loads(line)) for line in lines)
+                text = fields.get(b"r")  # one record: what crawls of an earlier version wrote
+                if text is not None:
+                    entries.append((_text(entry_id), text + b"\n", 1))
+                    continue
+                page = fields.get(b"p")
+                if page:  # a page's records, one line each
+                    entries.append((_text(entry_id), page + b"\n", page.count(b"\n") + 1))
+                else:
+                    entries.append((_text(entry_id), b"", 0))
         return entries
+
+    async def read_records(
+        self, after: str, count: int, block_seconds: float
+    ) -> list[tuple[str, Record]]:
+        """The records of ``read_entries``, decoded, each with its entry id."""
+        entries = await self.read_entries(after, count, block_seconds)
+        return [(name, json.loads(line)) for name, text, _ in entries for line in text.splitlines()]
 
     async def finished(self) -> bool:
         """Whether nothing is queued, nothing is leased and seeding is done."""

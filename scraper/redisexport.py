@@ -30,20 +30,19 @@ import asyncio
 import json
 import logging
 import os
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol
 
 from scraper.errors import OutputError, ScraperError
 from scraper.models import Record
 from scraper.output import OutputOptions, output_format
 from scraper.output.jsonl import JsonLinesWriter
 from scraper.output.sqlite import SqliteOutput, stream_time
+from scraper.rediscrawl import Entry
 from scraper.spec import SpiderSpec
 
 log = logging.getLogger("scraper")
-T = TypeVar("T")
 
 OFFSET_SUFFIX = ".redis-offset"
 BATCH = 1000
@@ -55,47 +54,11 @@ GATHER = 0.05
 
 
 class RecordStream(Protocol):
-    """What the exporter needs of a ``RedisFrontier``: its client, its keys, its retrying
-    while Redis is away, and the crawl's end."""
+    """What the exporter needs of a ``RedisCrawl``: the record stream and the crawl's end."""
 
-    client: Any
-
-    def key(self, name: str) -> str: ...
-
-    async def _retry(self, call: Callable[[], Awaitable[T]]) -> T: ...
+    async def read_entries(self, after: str, count: int, block_seconds: float) -> list[Entry]: ...
 
     async def finished(self) -> bool: ...
-
-
-Entry = tuple[str, bytes, int]
-"""A stream entry: its id, its records as JSON Lines text (each line ending in a newline,
-as stored) and how many records that is."""
-
-
-async def read_entries(
-    stream: RecordStream, after: str, count: int, block_seconds: float
-) -> list[Entry]:
-    """Up to ``count`` stream entries after id ``after``, blocking up to ``block_seconds``
-    while there are none."""
-    block = max(1, int(block_seconds * 1000)) if block_seconds > 0 else None
-    key = stream.key("records")
-    reply: Any = await stream._retry(
-        lambda: stream.client.xread({key: after}, count=count, block=block)
-    )
-    entries: list[Entry] = []
-    for _stream, items in reply or ():
-        for entry_id, fields in items:
-            name = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
-            text = fields.get(b"r")
-            if text is not None:
-                entries.append((name, text + b"\n", 1))
-                continue
-            page = fields.get(b"p")
-            if page:  # a page's records, one line each
-                entries.append((name, page + b"\n", page.count(b"\n") + 1))
-            else:
-                entries.append((name, b"", 0))
-    return entries
 
 
 @dataclass(frozen=True)
@@ -193,9 +156,7 @@ class RecordExporter:
                 ending = await self.stream.finished()
             # Once ending, every record of the crawl is in the stream: read what is there.
             read = await (
-                read_entries(self.stream, self.after, BATCH, 0)
-                if ending
-                else self._read_until(stop)
+                self.stream.read_entries(self.after, BATCH, 0) if ending else self._read_until(stop)
             )
             if read is None:
                 continue  # stopped while waiting: drain
@@ -212,7 +173,7 @@ class RecordExporter:
     async def _read_until(self, stop: asyncio.Event | None) -> list[Entry] | None:
         """The next entries, waiting up to ``WAIT`` for them; ``None`` as soon as ``stop``
         is set (the crawl this process worked on has ended: no need to wait more)."""
-        reading = asyncio.ensure_future(read_entries(self.stream, self.after, BATCH, WAIT))
+        reading = asyncio.ensure_future(self.stream.read_entries(self.after, BATCH, WAIT))
         if stop is None:
             return await reading
         stopping = asyncio.ensure_future(stop.wait())

@@ -129,6 +129,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "-o",
         "--output",
+        type=_output_path,
         metavar="PATH",
         help="write records here, in the format of its extension: .jsonl (or any other), "
         ".csv, .json, .db/.sqlite/.sqlite3 (default: stdout, as JSON Lines; -o - too)",
@@ -315,6 +316,7 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument(
         "-o",
         "--output",
+        type=_output_path,
         metavar="PATH",
         help="write records here, in the format of its extension, as for run (default: stdout)",
     )
@@ -392,6 +394,10 @@ def _configure_logging(args: argparse.Namespace) -> None:
     logger.handlers[:] = [handler]
     logger.propagate = False
     logger.setLevel(logging.INFO if args.verbose else logging.WARNING)
+
+
+def _output_path(text: str) -> str | None:
+    return None if text == "-" else text  # -o - is stdout, as no -o
 
 
 def _days(text: str) -> float:

@@ -160,11 +160,9 @@ def run_command(args: argparse.Namespace) -> int:
 
 
 def output_options(args: argparse.Namespace) -> OutputOptions:
-    """The output options of ``run`` and ``export`` (``-o -`` is stdout: ``output`` None)."""
+    """The output options of ``run`` and ``export``."""
     from scraper.output import OutputOptions
 
-    if args.output == "-":
-        args.output = None
     key = None
     if args.key is not None:
         key = tuple(name.strip() for name in args.key.split(","))

@@ -21,7 +21,7 @@ from scraper.cli import main
 from tests.server import FixtureSite
 from tests.test_cli import ENV
 from tests.test_outputs import read_records, written_bytes
-from tests.test_resume import DETAILS_PER_LIST, LISTS, serve_catalogue
+from tests.test_resume import DETAILS_PER_LIST, LISTS, SPIDER, serve_catalogue
 
 SHOP = r"""
 spiders:
@@ -446,22 +446,6 @@ def test_refresh_is_a_page_kind_key_scraper_check_reads(
 
 # -- interrupted runs --------------------------------------------------------------------------
 
-CATALOGUE = """
-spiders:
-  catalogue:
-    start: {base}/list/1
-    concurrency: 4
-    robots: false
-    pages:
-      list:
-        follow:
-          - {{pattern: '<a class="item" href="(?P<url>[^"]+)">', to: item}}
-          - {{pattern: '<a class="next" href="(?P<url>[^"]+)"', to: list}}
-      item:
-        pattern: '<h1>(?P<name>[^<]+)</h1><p class=.price.>(?P<price>[\\d.]+)</p>'
-        clean: {{price: float}}
-"""
-
 
 def catalogue_run(folder: Path, out: str, *args: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
@@ -487,7 +471,7 @@ def test_killed_or_stopped_runs_continued_lose_nothing_and_write_nothing_twice(
 ) -> None:
     serve_catalogue(site)
     site.hold = 0.03  # about 0.6 s of crawling at concurrency 4
-    (tmp_path / "spiders.yaml").write_text(CATALOGUE.format(base=site.base), encoding="utf-8")
+    (tmp_path / "spiders.yaml").write_text(SPIDER.format(base=site.base), encoding="utf-8")
     out = tmp_path / OUTPUTS[kind]
     chance = random.Random(20261201)
     stopped = 0
@@ -524,7 +508,7 @@ def test_records_written_but_not_noted_as_the_run_was_killed_are_not_kept_twice(
 ) -> None:
     serve_catalogue(site)
     site.add_fault("/item/6-12", "hang")  # the crawl cannot end: it is killed
-    (tmp_path / "spiders.yaml").write_text(CATALOGUE.format(base=site.base), encoding="utf-8")
+    (tmp_path / "spiders.yaml").write_text(SPIDER.format(base=site.base), encoding="utf-8")
     out = tmp_path / "out.jsonl"
     process = catalogue_run(tmp_path, out.name)
     deadline = time.monotonic() + 30

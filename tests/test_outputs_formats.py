@@ -25,7 +25,7 @@ from scraper.output.sqlite import SqliteOutput
 from scraper.spec import SpiderSpec, parse_spiders
 from tests.server import FixtureSite
 from tests.test_outputs import catalogue, finish, many, read_records, scraper, wait_for_records
-from tests.test_resume import LISTS
+from tests.test_resume import LISTS, SPIDER
 
 SHOP = r"""
 spiders:
@@ -351,21 +351,8 @@ def test_sqlite_rows_have_the_page_url_and_the_time_written(
         assert abs(datetime.now(timezone.utc) - when) < timedelta(minutes=1)
 
 
-KEYED = """
-spiders:
-  catalogue:
-    start: {base}/list/1
-    robots: false
-    unique: [name]
-    pages:
-      list:
-        follow:
-          - {{pattern: '<a class="item" href="(?P<url>[^"]+)">', to: item}}
-          - {{pattern: '<a class="next" href="(?P<url>[^"]+)"', to: list}}
-      item:
-        pattern: '<h1>(?P<name>[^<]+)</h1><p class=.price.>(?P<price>[\\d.]+)</p>'
-        clean: {{price: float}}
-"""
+KEYED = SPIDER.replace("  catalogue:\n", "  catalogue:\n    unique: [name]\n")
+"""tests/test_resume.py's catalogue, its records keyed by name."""
 
 
 @pytest.mark.parametrize("key", [[], ["--key", "name"]])

@@ -139,12 +139,6 @@ class RecrawlState(CrawlState):
         """Whether the last run stopped before the end of its crawl."""
         return self._meta("run_open") == "1"
 
-    def cut_back(self) -> None:
-        """Cut the output back to the last page noted, after checking that it is the
-        output noted (its size, its last bytes); a missing output starts anew."""
-        if self.output is not None and self.output.exists():
-            cut_back(self)
-
     def start_run(self, output_size: int, *, resume: bool) -> None:
         """Begin a run: the interrupted one continued (``resume``), else a new one."""
         if resume and self.interrupted:
@@ -367,8 +361,8 @@ def open_recrawl(
     state = RecrawlState(state_at, spider, vouched, key=options.key, since=since)
     stack.callback(state.close)
     existed = target is not None and target.exists()
-    if state.interrupted:
-        state.cut_back()
+    if state.interrupted and vouched is not None and existed:
+        cut_back(state)  # to the last page noted; a missing output starts anew
     output = options.open(target, spider, append=True)
     stack.callback(output.close)
     if state.interrupted and sqlite and existed:

@@ -471,7 +471,7 @@ def test_killed_or_stopped_runs_continued_lose_nothing_and_write_nothing_twice(
 ) -> None:
     serve_catalogue(site)
     site.hold = 0.03  # about 0.6 s of crawling at concurrency 4
-    (tmp_path / "spiders.yaml").write_text(SPIDER.format(base=site.base), encoding="utf-8")
+    write_spiders(tmp_path, site, SPIDER)
     out = tmp_path / OUTPUTS[kind]
     chance = random.Random(20261201)
     stopped = 0
@@ -508,7 +508,7 @@ def test_records_written_but_not_noted_as_the_run_was_killed_are_not_kept_twice(
 ) -> None:
     serve_catalogue(site)
     site.add_fault("/item/6-12", "hang")  # the crawl cannot end: it is killed
-    (tmp_path / "spiders.yaml").write_text(SPIDER.format(base=site.base), encoding="utf-8")
+    write_spiders(tmp_path, site, SPIDER)
     out = tmp_path / "out.jsonl"
     process = catalogue_run(tmp_path, out.name)
     deadline = time.monotonic() + 30

@@ -29,7 +29,7 @@ from tests.test_cli import ENV
 from tests.test_redis_cli import big_crawl
 from tests.test_redis_cli import finish as finish_scraper
 from tests.test_redis_cli import scraper as start_scraper
-from tests.test_resume import LISTS, SPIDER, serve_catalogue
+from tests.test_resume import LISTS, serve_catalogue, write_spider
 
 OUTPUTS = {"jsonl": "out.jsonl", "csv": "out.csv", "json": "out.json", "sqlite": "out.db"}
 FORMATS = list(OUTPUTS)
@@ -108,7 +108,7 @@ def catalogue(site: FixtureSite, folder: Path) -> list[Any]:
     """tests/test_resume.py's catalogue (78 pages, 72 records) in ``folder``; its records,
     read from a JSON Lines run."""
     serve_catalogue(site)
-    (folder / "spiders.yaml").write_text(SPIDER.format(base=site.base), encoding="utf-8")
+    write_spider(folder, site)
     code, _, err = finish(scraper(folder, "run", "catalogue", "-q", "-o", "whole.jsonl"))
     assert code == 0, err
     site.reset_stats()

@@ -25,7 +25,7 @@ from scraper.output.sqlite import SqliteOutput
 from scraper.spec import SpiderSpec, parse_spiders
 from tests.server import FixtureSite
 from tests.test_outputs import catalogue, finish, many, read_records, scraper, wait_for_records
-from tests.test_resume import LISTS, SPIDER
+from tests.test_resume import LISTS, SPIDER, write_spider
 
 SHOP = r"""
 spiders:
@@ -360,7 +360,7 @@ def test_a_second_run_updates_the_rows_whose_key_is_there(
     site: FixtureSite, tmp_path: Path, key: list[str]
 ) -> None:
     catalogue(site, tmp_path)  # 72 items, Item n-i at n*100+i.50
-    (tmp_path / "spiders.yaml").write_text(KEYED.format(base=site.base), encoding="utf-8")
+    write_spider(tmp_path, site, KEYED)
     code, _, err = finish(scraper(tmp_path, "run", "catalogue", "-o", "out.db", *key))
     assert code == 0, err
     assert "rows:            72 new, 0 updated\n" in err

@@ -56,6 +56,11 @@ spiders:
 """
 
 
+def write_spider(folder: Path, site: FixtureSite, text: str = SPIDER) -> None:
+    """``folder``'s spiders.yaml: ``text`` (default: the catalogue's spider) for ``site``."""
+    (folder / "spiders.yaml").write_text(text.format(base=site.base), encoding="utf-8")
+
+
 def scraper(tmp_path: Path, *args: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [sys.executable, "-m", "scraper", "run", "catalogue", "-q", *args],
@@ -85,7 +90,7 @@ def test_killed_and_resumed_runs_give_every_record_exactly_once(
 ) -> None:
     serve_catalogue(site)
     site.hold = 0.03  # about 0.6 s of crawling at concurrency 4
-    (tmp_path / "spiders.yaml").write_text(SPIDER.format(base=site.base), encoding="utf-8")
+    write_spider(tmp_path, site)
 
     whole = scraper(tmp_path, "-o", "whole.jsonl")
     assert whole.wait(timeout=60) == 0, whole.stderr.read() if whole.stderr else ""
@@ -119,7 +124,7 @@ def test_resume_after_a_finished_crawl_fetches_nothing_again(
     site: FixtureSite, tmp_path: Path
 ) -> None:
     serve_catalogue(site)
-    (tmp_path / "spiders.yaml").write_text(SPIDER.format(base=site.base), encoding="utf-8")
+    write_spider(tmp_path, site)
     first = scraper(tmp_path, "-o", "out.jsonl", "--resume")
     assert first.wait(timeout=60) == 0
     fetched = len(site.requests)
@@ -152,7 +157,7 @@ def test_resume_options_are_checked(tmp_path: Path, args: list[str], message: st
 def finished_crawl(site: FixtureSite, tmp_path: Path) -> bytes:
     """A catalogue crawl run to the end with --resume; the output it wrote."""
     serve_catalogue(site)
-    (tmp_path / "spiders.yaml").write_text(SPIDER.format(base=site.base), encoding="utf-8")
+    write_spider(tmp_path, site)
     first = scraper(tmp_path, "-o", "out.jsonl", "--resume")
     assert first.wait(timeout=60) == 0
     if first.stderr:
@@ -238,7 +243,7 @@ def test_a_deleted_output_of_a_state_that_vouches_for_no_bytes_is_written_anew(
     site: FixtureSite, tmp_path: Path
 ) -> None:
     site.add("/list/1", "<html><body>nothing listed yet</body></html>")
-    (tmp_path / "spiders.yaml").write_text(SPIDER.format(base=site.base), encoding="utf-8")
+    write_spider(tmp_path, site)
     assert finish(scraper(tmp_path, "-o", "out.jsonl", "--resume")) == (0, "")
     fetched = len(site.requests)
     (tmp_path / "out.jsonl").unlink()  # its 0 bytes held nothing to lose
@@ -257,7 +262,7 @@ def test_a_state_that_cannot_be_saved_stops_the_run_and_resuming_completes_it(
     site: FixtureSite, tmp_path: Path
 ) -> None:
     serve_catalogue(site)
-    (tmp_path / "spiders.yaml").write_text(SPIDER.format(base=site.base), encoding="utf-8")
+    write_spider(tmp_path, site)
     limited = subprocess.Popen(
         [sys.executable, "-m", "scraper", "run", "catalogue", "-q", "-o", "out.jsonl", "--resume"],
         cwd=tmp_path,
@@ -370,7 +375,7 @@ def test_killed_and_resumed_runs_write_each_unique_record_once(
             site.add(f"/item/{n}-{i}", f"<html><h1>Item {i}</h1><p class='price'>{n}.50</p></html>")
     site.hold = 0.03
     spider = SPIDER.replace("  catalogue:\n", "  catalogue:\n    unique: name\n")
-    (tmp_path / "spiders.yaml").write_text(spider.format(base=site.base), encoding="utf-8")
+    write_spider(tmp_path, site, spider)
 
     chance = random.Random(20261130)
     kills = 0

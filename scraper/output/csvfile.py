@@ -55,7 +55,7 @@ class CsvWriter:
         if self._file.size:
             self.header = _read_header(path)
         elif columns.complete:
-            self._write_header(columns.names, bom)
+            self._write_header(columns.names)
 
     @property
     def size(self) -> int:
@@ -75,7 +75,7 @@ class CsvWriter:
             for record, _ in kept:
                 seen.update(dict.fromkeys(record))
             header = tuple(seen)
-            self._write_header(header, self._bom)
+            self._write_header(header)
         columns = set(header)
         buffer = io.StringIO()
         rows = csv.writer(buffer)
@@ -97,9 +97,9 @@ class CsvWriter:
         """Close the file (stdout is only flushed)."""
         self._file.close()
 
-    def _write_header(self, names: tuple[str, ...], bom: bool) -> None:
+    def _write_header(self, names: tuple[str, ...]) -> None:
         buffer = io.StringIO()
-        if bom:
+        if self._bom:
             buffer.write(BOM)
         csv.writer(buffer).writerow(names)
         self._file.write(buffer.getvalue().encode("utf-8"), self.count)

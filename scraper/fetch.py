@@ -126,9 +126,7 @@ class Fetcher:
         try:
             return await self.wire.get(url, headers)
         except WireError as failure:
-            if not failure.retry:
-                raise FetchError(failure.reason, failure.detail) from None
-            raise _Retryable(failure.reason, failure.detail) from None
+            raise _from_wire(failure) from None
         except Exception as exc:
             # The HTTP library refusing what it was given (a header value with a
             # newline, a URL it cannot send): this request can never be sent.
@@ -191,9 +189,7 @@ class Fetcher:
                         break
                 content = body.finish()
         except WireError as failure:
-            if not failure.retry:
-                raise FetchError(failure.reason, failure.detail) from None
-            raise _Retryable(failure.reason, failure.detail) from None
+            raise _from_wire(failure) from None
         text, encoding = decode(content, header_charset(content_type))
         return Page(
             url=url,
@@ -360,6 +356,13 @@ class _Retryable(Exception):
         self.detail = detail
         self.retry_after = retry_after
         self.throttle = throttle
+
+
+def _from_wire(failure: WireError) -> FetchError | _Retryable:
+    """A wire's failure as the fetch layer raises it: worth another attempt, or final."""
+    if failure.retry:
+        return _Retryable(failure.reason, failure.detail)
+    return FetchError(failure.reason, failure.detail)
 
 
 def _backoff(attempt: int, retry_after: float | None) -> float:

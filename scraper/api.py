@@ -273,16 +273,20 @@ async def _into_output(
     """
     from contextlib import ExitStack
 
-    from scraper.incremental import open_recrawl
-    from scraper.output import open_for_crawl, row_counts
+    from scraper.commands import open_output
+    from scraper.output import row_counts
 
     if output is None:
         return await job.crawl(_Counted())
     with ExitStack() as stack:
-        writer, state = (
-            open_recrawl(stack, output, job.spider, options=options, resume=resume, since=since)
-            if incremental
-            else open_for_crawl(stack, output, job.spider, options=options, resume=resume)
+        writer, state = open_output(
+            stack,
+            output,
+            job.spider,
+            options=options,
+            resume=resume,
+            incremental=incremental,
+            since=since,
         )
         stats = await job.crawl(writer, state=state)
         stats.rows = row_counts(writer)

@@ -9,7 +9,6 @@ modules a command needs are imported when it runs, to keep ``scraper --help`` fa
 from __future__ import annotations
 
 import argparse
-import functools
 import logging
 import signal
 import sys
@@ -31,8 +30,9 @@ if TYPE_CHECKING:
     import httpx
 
     from scraper.callbacks import Callback
-    from scraper.output import OutputOptions
+    from scraper.output import Output, OutputOptions
     from scraper.spec import SpiderSpec
+    from scraper.state import CrawlState
     from scraper.stats import CrawlStats
 
     Callbacks = Mapping[str, Callback]
@@ -76,10 +76,8 @@ def run_command(args: argparse.Namespace) -> int:
     """``scraper run``: crawl one spider, records out as JSON Lines (or -o's format)."""
     from scraper.callbacks import resolve_callbacks
     from scraper.crawler import run_spider
-    from scraper.incremental import open_recrawl
-    from scraper.output import open_for_crawl, row_counts
+    from scraper.output import row_counts
     from scraper.spec import load_spiders
-    from scraper.state import CrawlState
     from scraper.stateoutput import check_paths
 
     options = output_options(args)
@@ -131,18 +129,15 @@ def run_command(args: argparse.Namespace) -> int:
                 claim_path(stack, state_path, "--state PATH")
         elif args.state:
             claim_path(stack, args.state, "--state PATH")
-        state: CrawlState | None
-        # Either way an output with its crawl state; a re-crawl's state is kept across runs.
-        opened = open_for_crawl
-        if args.incremental:
-            opened = functools.partial(open_recrawl, since=args.since)
-        writer, state = opened(
+        writer, state = open_output(
             stack,
             args.output,
             spider,
             options=options,
             state_path=args.state,
             resume=args.resume,
+            incremental=args.incremental,
+            since=args.since,
         )
         progress = Progress() if not args.quiet and sys.stderr.isatty() else None
         stats, stopped_by = run_spider(
@@ -157,6 +152,37 @@ def run_command(args: argparse.Namespace) -> int:
             progress.clear()
         stats.rows = row_counts(writer)
     return ended(args, stats, stopped_by)
+
+
+def open_output(
+    stack: ExitStack,
+    output: str | Path | None,
+    spider: SpiderSpec,
+    *,
+    options: OutputOptions,
+    state_path: str | Path | None = None,
+    resume: bool = False,
+    incremental: bool = False,
+    since: float | None = None,
+) -> tuple[Output, CrawlState | None]:
+    """A crawl's output and its crawl state, as ``scraper run`` and ``scraper.run()`` open
+    them (closed with ``stack``): a re-crawl's state is kept across runs."""
+    from scraper.incremental import open_recrawl
+    from scraper.output import open_for_crawl
+
+    if incremental:
+        return open_recrawl(
+            stack,
+            output,
+            spider,
+            options=options,
+            state_path=state_path,
+            resume=resume,
+            since=since,
+        )
+    return open_for_crawl(
+        stack, output, spider, options=options, state_path=state_path, resume=resume
+    )
 
 
 def output_options(args: argparse.Namespace) -> OutputOptions:

@@ -344,7 +344,8 @@ def run_spider(
 def _keep_large_buffers() -> None:
     """Have glibc keep freed page-sized buffers for reuse instead of unmapping each one.
 
-    asyncio reads every response into a new 256 KiB buffer. glibc maps blocks over
+    The aiohttp wire reads every response into a new 256 KiB buffer (and a page's text,
+    decoded, can pass 128 KiB on any wire). glibc maps blocks over
     128 KiB straight from the kernel and unmaps them when freed, until it sees a
     large block freed, which raises that threshold. Without one, each page cost an
     mmap, ~25 page faults and a munmap: 3.5x the page faults and +0.1 s of system

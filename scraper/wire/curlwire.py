@@ -4,10 +4,10 @@ One thread of the wire's own runs libcurl: ``perform()``, then ``select()`` on
 libcurl's sockets and a socketpair that ``get()`` writes to when it hands a new
 request over (through a deque). pycurl releases the GIL while libcurl works, so
 what Python pays a page is a little setup, the callbacks libcurl makes for header
-lines and body chunks, and one hand-off: the transfers that finished in one round
-go to the crawl's event loop in one ``call_soon_threadsafe``. Bodies are held
-whole (never past ``max_bytes``) before ``get()`` returns, so a response's body
-is already read.
+lines and body chunks (one a 256 KiB read), and one hand-off: the transfers that
+finished go to the crawl's event loop together, with one ``call_soon_threadsafe``
+until the loop has taken them. Bodies are held whole (never past ``max_bytes``)
+before ``get()`` returns, so a response's body is already read.
 
 What it shares with the other wires: no redirects followed and no decoding
 (fetch.py does both, within ``max_bytes``); the wire's headers plus the
@@ -49,6 +49,10 @@ from scraper.wire.curlanswer import Transfer, encode_headers, response, went_bad
 MIN_BODY_CAP = 1 << 20
 """Bytes a body is always read up to, whatever ``max_bytes`` says: robots.txt is cut
 (not refused) at 500 KiB."""
+RECEIVE_BUFFER = 256 * 1024
+"""Bytes libcurl reads from a socket at once (its default is 16 KiB): each read it hands
+to Python is a callback that takes the GIL, so an 84 KiB page costs one or two, not six.
+libcurl keeps one such buffer for all transfers of the wire."""
 IDLE_WAIT = 1.0
 """Seconds the curl thread sleeps with nothing to do before looking for a closed loop."""
 
@@ -69,6 +73,8 @@ class CurlWire:
         self._wake_in.setblocking(False)
         self._closing = False
         self._wake_due = False
+        self._done: collections.deque[tuple[Transfer, int, str]] = collections.deque()
+        self._settle_due = False
         self._lines: list[bytes] | None = None
         """The wire's own header lines, made once; None if one cannot be sent."""
         with contextlib.suppress(WireError):  # then each get() says so, naming its URL
@@ -227,6 +233,7 @@ class CurlWire:
         handle.setopt(pycurl.MAXFILESIZE_LARGE, self.cap)
         handle.setopt(pycurl.PROXY, settings.proxy or "")
         handle.setopt(pycurl.CAINFO, self.ca_file)
+        handle.setopt(pycurl.BUFFERSIZE, RECEIVE_BUFFER)
         return handle
 
     def _finished(
@@ -248,20 +255,37 @@ class CurlWire:
                 return done
 
     def _hand_back(self, done: list[tuple[Transfer, int, str]]) -> bool:
-        """Give finished transfers to the event loop in one call; False if it is closed."""
+        """Give finished transfers to the event loop; False if it is closed. Until the
+        loop has taken what was handed back before, more go with it: no new wake-up (a
+        system call, and a thread switch when the loop sleeps)."""
         assert self._loop is not None
+        self._done.extend(done)
+        if self._settle_due:
+            return not self._loop.is_closed()
+        self._settle_due = True
         try:
-            self._loop.call_soon_threadsafe(_settle, done)
+            self._loop.call_soon_threadsafe(self._settle)
         except RuntimeError:  # the loop is closed: nobody waits for these any more
             return False
         return True
 
+    def _settle(self) -> None:
+        """In the event loop: each transfer handed back gets its result."""
+        # The flag first: a transfer the curl thread adds after it schedules another call.
+        self._settle_due = False
+        done = self._done
+        while done:
+            transfer, code, message = done.popleft()
+            if not transfer.future.done():
+                transfer.code, transfer.message = code, message
+                transfer.future.set_result(None)
+
     def _fail_all(self, transfers: list[Transfer]) -> None:
         if not transfers or self._loop is None:
             return
-        closed = [(t, -1, "the wire was closed") for t in transfers]
+        self._done.extend((t, -1, "the wire was closed") for t in transfers)
         with contextlib.suppress(RuntimeError):
-            self._loop.call_soon_threadsafe(_settle, closed)
+            self._loop.call_soon_threadsafe(self._settle)
 
 
 def _ca_file() -> str:
@@ -283,11 +307,3 @@ def _prepare(handle: Any, url: str, transfer: Transfer, lines: list[bytes]) -> N
     handle.setopt(pycurl.HTTPHEADER, lines)
     handle.setopt(pycurl.HEADERFUNCTION, transfer.header_lines.append)
     handle.setopt(pycurl.WRITEFUNCTION, transfer.body.append)
-
-
-def _settle(done: list[tuple[Transfer, int, str]]) -> None:
-    """In the event loop: each finished transfer's ``get`` gets its result."""
-    for transfer, code, message in done:
-        if not transfer.future.done():
-            transfer.code, transfer.message = code, message
-            transfer.future.set_result(None)

@@ -87,6 +87,12 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("scraper")
 
+GATHER_PAGES = 6
+"""Finished pages a step waits for (at most a third of the slots) when pages finish fast:
+one script call costs this process and Redis about what committing ten pages does."""
+GATHER_SECONDS = 0.005
+"""The longest a step waits for them, and what "fast" means: pages finish at least
+``GATHER_PAGES`` in this long (on average), with at least half the slots fetching."""
 THROTTLED = "throttled"
 """The reason a page is counted under when its host answered 429/503 at each attempt."""
 
@@ -135,6 +141,9 @@ class SharedCrawler:
         self._known: set[str] = set()
         self._robots: RobotsRules | None = None
         self._signals: list[signal.Signals] = []
+        self._gather_until: float | None = None
+        self._finished_at = 0.0  # when the last page went to commit
+        self._pace = 1.0  # average seconds between two pages going to commit
 
     def stop(self, signum: signal.Signals = signal.SIGINT) -> None:
         """Stop claiming; the pages in flight get ``STOP_GRACE`` seconds."""
@@ -163,6 +172,7 @@ class SharedCrawler:
             if self._stop.is_set():
                 return self.stats
             joining.result()
+            self._finished_at = asyncio.get_running_loop().time()
             claimer = asyncio.create_task(self._pump(fetcher))
             tasks += [claimer, asyncio.create_task(self._renew())]
             if self.on_progress:
@@ -197,6 +207,9 @@ class SharedCrawler:
         try:
             while True:
                 self._kick.clear()
+                if self._gathering(concurrency):
+                    await self._kick.wait()
+                    continue
                 pages, self._to_commit = self._to_commit, []
                 stopping = self._stop.is_set()
                 free = 0 if stopping else concurrency - len(self._held) + len(pages)
@@ -252,6 +265,29 @@ class SharedCrawler:
                 pages, self._to_commit = self._to_commit, []
                 _settle(pages, await frontier.step([args for args, _ in pages], 0))
 
+    def _gathering(self, concurrency: int) -> bool:
+        """Whether the next step should wait for more finished pages (``GATHER_PAGES``):
+        when pages finish fast, waiting costs no slot much time, and fewer steps cost
+        less CPU here and in Redis; when they finish slowly, a step never waits."""
+        waiting = len(self._to_commit)
+        if (
+            not waiting
+            or waiting >= min(GATHER_PAGES, concurrency // 3)
+            or len(self._held) - waiting < concurrency // 2
+            or self._pace * GATHER_PAGES > GATHER_SECONDS
+            or self._stop.is_set()
+        ):
+            self._gather_until = None
+            return False
+        loop = asyncio.get_running_loop()
+        if self._gather_until is None:
+            self._gather_until = loop.time() + GATHER_SECONDS
+            loop.call_at(self._gather_until, self._kick.set)
+        elif loop.time() >= self._gather_until:
+            self._gather_until = None
+            return False
+        return True
+
     async def _commit(
         self,
         lease: Lease,
@@ -262,7 +298,11 @@ class SharedCrawler:
         """Commit a page through the pump's next step: ``None`` when its lease was no
         longer held (nothing written), else how many of its records were dropped as
         duplicates (``unique:``)."""
-        done: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        self._pace += (now - self._finished_at - self._pace) / 8
+        self._finished_at = now
+        done: asyncio.Future[int | None] = loop.create_future()
         self._to_commit.append((self.frontier.page_args(lease, records, links, counts), done))
         self._kick.set()
         return await done

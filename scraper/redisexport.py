@@ -6,10 +6,11 @@ writes it to ``-o PATH`` in its format (``scraper.output``), whichever process
 fetched the pages. A file output (JSON Lines, CSV, JSON) keeps
 ``PATH.redis-offset`` beside it: the crawl, the id of the last stream entry
 written, and the size of the output after it, replaced (write, then rename)
-after every batch. An exporter that is killed anywhere and started again cuts
-the output back to that size (dropping a batch written after the offset was
-saved, and a JSON array's closing bracket) and reads on after that id, so no
-record is lost or written twice. A SQLite output keeps the id in the database
+after a batch at most every ``SAVE_EVERY`` seconds and when the exporter closes.
+An exporter that is killed anywhere and started again cuts the output back to
+that size (dropping what was written after the offset was saved, and a JSON
+array's closing bracket) and reads on after that id, so no record is lost or
+written twice. A SQLite output keeps the id in the database
 instead, in the transaction of the batch's rows (``_scraper_redis``).
 
 A stream entry holds one record (field ``r``) or a page's records, one line each
@@ -30,6 +31,7 @@ import asyncio
 import json
 import logging
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -51,6 +53,9 @@ WAIT = 0.25
 """Seconds a read blocks on an empty stream before the exporter asks whether the crawl ended."""
 GATHER = 0.05
 """Seconds the exporter lets records gather after a read that was not full."""
+SAVE_EVERY = 1.0
+"""Seconds between two saves of a file output's offset (a save is a file written and
+renamed): a restart after a kill writes again what came after the last."""
 
 
 class RecordStream(Protocol):
@@ -127,6 +132,8 @@ class RecordExporter:
             else None
         )
         self.after = "0"
+        self._saved_at = 0.0  # time.monotonic() of the last save of the offset file
+        self._unsaved: tuple[str, int] | None = None  # the stream id and size to save
         offset = ExportOffset.load(self.offset_path) if self.offset_path else None
         if offset is not None:
             if offset.crawl != crawl:
@@ -141,7 +148,7 @@ class RecordExporter:
         if isinstance(self.writer, SqliteOutput) and keep_offset:
             self.after = self.writer.redis_after(crawl)
         if offset is None and self.offset_path is not None:
-            self._save()  # the output is fresh: an old offset beside it would lie
+            self._save(self.after, self.writer.size)  # fresh: an old offset beside it would lie
 
     async def run(self, *, stop: asyncio.Event | None = None, until_now: bool = False) -> int:
         """Write records until the crawl has finished and the stream is drained.
@@ -189,8 +196,12 @@ class RecordExporter:
         return None
 
     def close(self) -> None:
-        """Close the output."""
-        self.writer.close()
+        """Save the offset of what was written, and close the output."""
+        try:
+            if self._unsaved is not None:
+                self._save(*self._unsaved)
+        finally:
+            self.writer.close()
 
     def _write(self, entries: list[Entry]) -> None:
         # No await between writing the records and saving the offset: a task cancelled
@@ -208,11 +219,15 @@ class RecordExporter:
         self.written += records
         self.after = after
         if self.offset_path is not None:
-            self._save()
+            self._unsaved = (after, writer.size)
+            if time.monotonic() - self._saved_at >= SAVE_EVERY:
+                self._save(after, writer.size)
 
-    def _save(self) -> None:
+    def _save(self, after: str, size: int) -> None:
+        """Save the offset: the output holds the records up to ``after``, in ``size`` bytes."""
         assert self.offset_path is not None
-        ExportOffset(self.crawl, self.after, self.writer.size).save(self.offset_path)
+        ExportOffset(self.crawl, after, size).save(self.offset_path)
+        self._saved_at, self._unsaved = time.monotonic(), None
 
 
 def _decoded(lines: bytes) -> list[Record]:

@@ -5,6 +5,7 @@ Against a real redis-server (tests/redis_server.py) and real ``scraper`` process
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -16,6 +17,9 @@ from pathlib import Path
 import pytest
 
 from scraper.cli import main
+from scraper.rediscrawl import RedisCrawl
+from scraper.redisexport import RecordExporter
+from scraper.spec import load_spiders
 from tests.redis_server import RedisServer, free_port
 from tests.server import FixtureSite
 
@@ -395,6 +399,35 @@ def test_lines_written_after_the_saved_offset_are_cut_back_on_restart(
     again = scraper(tmp_path, "export", "big", "--redis", redis_server.url, "-o", "out.jsonl")
     assert finish(again)[0] == 0
     assert items(out) == reference
+
+
+def test_the_offset_is_saved_at_most_every_second_and_on_close(
+    site: FixtureSite, redis_server: RedisServer, tmp_path: Path
+) -> None:
+    """Between two saves the output runs ahead of its offset: an exporter that dies
+    there (never closed) leaves lines that the next one cuts back and writes again."""
+    reference = big_crawl(site, redis_server, tmp_path)
+    spider = load_spiders(tmp_path / "spiders.yaml").get("big")
+    out = tmp_path / "out.jsonl"
+    offset_file = tmp_path / "out.jsonl.redis-offset"
+
+    async def export(close: bool) -> None:
+        crawl = RedisCrawl(await RedisCrawl.open_client(redis_server.url), "big")
+        exporter = RecordExporter(crawl, "big", out, spider)
+        try:
+            assert await exporter.run(until_now=True) == len(reference)
+            if close:
+                exporter.close()
+        finally:
+            await crawl.close()
+
+    asyncio.run(export(close=False))
+    assert items(out) == reference  # written, but within a second of the offset's last save
+    assert json.loads(offset_file.read_text(encoding="utf-8"))["size"] == 0
+    asyncio.run(export(close=True))  # cuts the output back to 0 bytes and writes it again
+    assert items(out) == reference
+    offset = json.loads(offset_file.read_text(encoding="utf-8"))
+    assert offset["size"] == out.stat().st_size
 
 
 def test_export_now_writes_what_is_there_and_another_crawls_output_is_refused(

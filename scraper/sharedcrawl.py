@@ -7,12 +7,14 @@ call) commits the pages finished since the last call and claims leases for the
 slots free after them, so a slot freed by a commit gets its next lease from that
 same round trip, and the pages that finish while a step is under way go together
 in the next (a group commit: one call a page when the crawl is slow, fewer when
-it is busy). The claim hands out only requests whose host allows a start now
-across all processes (``per_host``, ``delay``/``jitter``, ``Crawl-delay``, a
-pause after 429/503), so this loop keeps no per-host slots of its own; when
-other processes wait for leases, a commit does not keep the slots it frees but
-wakes them and claims only its share of the slots it freed, and claims
-again when one of its pages ends. With nothing to claim, the pump
+it is busy; when pages finish fast, a step waits a few milliseconds for a few more,
+``GATHER_PAGES``). A page's task ends when it hands its page to the pump; the
+page keeps its slot until its step, which counts it. The claim hands out only
+requests whose host allows a start now across all processes (``per_host``,
+``delay``/``jitter``, ``Crawl-delay``, a pause after 429/503), so this loop
+keeps no per-host slots of its own; when other processes wait for leases, a
+commit does not keep the slots it frees but wakes them and claims only its share
+of the slots it freed, and claims again when one of its pages ends. With nothing to claim, the pump
 waits for a page of its own to finish, or, holding none, on its wake list.
 
 Each lease is worked as in ``scraper.crawler``: robots.txt (fetched once per
@@ -61,6 +63,7 @@ import signal
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from scraper.callbacks import Callback
@@ -135,9 +138,11 @@ class SharedCrawler:
         self._links = Frontier(spider, CrawlStats())
         self._stop = asyncio.Event()
         self._kick = asyncio.Event()
-        self._held: dict[asyncio.Task[None], Lease] = {}
-        # A page to commit and its outcome: None, lost; else its records dropped as duplicates.
-        self._to_commit: list[tuple[list[Any], asyncio.Future[int | None]]] = []
+        self._held: dict[asyncio.Task[None], Lease] = {}  # pages fetching or extracting
+        # Pages to commit (their tasks have ended; each holds its slot until committed):
+        # the step's arguments, the lease, and what to do with the outcome.
+        self._to_commit: list[_Page] = []
+        self._committing: list[_Page] = []  # the pages of the step under way
         self._known: set[str] = set()
         self._robots: RobotsRules | None = None
         self._signals: list[signal.Signals] = []
@@ -182,12 +187,13 @@ class SharedCrawler:
             await asyncio.wait({claimer, stopping}, return_when=asyncio.FIRST_COMPLETED)
             if claimer.done():
                 claimer.result()  # an error of the frontier is raised from run()
-            elif self._held:  # the pump commits the pages in flight, and claims no more
+            elif self._held or self._to_commit:  # the pump commits them, and claims no more
                 log.warning("stopping: finishing the pages in flight (up to %.0fs)", STOP_GRACE)
                 await asyncio.wait({claimer}, timeout=STOP_GRACE)
         finally:
             # Pages still in flight are abandoned: their leases expire for another process.
             tasks += self._held
+            self._to_commit.clear()
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
@@ -210,15 +216,18 @@ class SharedCrawler:
                 if self._gathering(concurrency):
                     await self._kick.wait()
                     continue
-                pages, self._to_commit = self._to_commit, []
+                pages = self._committing = self._to_commit
+                self._to_commit = []
                 stopping = self._stop.is_set()
-                free = 0 if stopping else concurrency - len(self._held) + len(pages)
+                # The pages committed now free their slots for this step's claim.
+                free = 0 if stopping else concurrency - len(self._held)
                 if not pages and free <= 0:
                     if stopping and not self._held:
                         return
                     await self._kick.wait()
                     continue
-                step = await frontier.step([args for args, _ in pages], free)
+                step = await frontier.step([page.args for page in pages], free)
+                self._committing = []
                 _settle(pages, step)
                 if self._stop.is_set() and step.leases:  # claimed as the stop came: back
                     for lease in step.leases:
@@ -231,8 +240,7 @@ class SharedCrawler:
                 if step.shared and self._held:  # the others take the rest of the slots
                     await self._kick.wait()  # claim again when a page of ours ends
                     continue
-                if step.leases or free <= 0:
-                    await asyncio.sleep(0)  # let the pages just committed end their tasks
+                if step.leases or free <= 0 or self._to_commit:
                     continue
                 if step.finished:
                     break
@@ -258,12 +266,17 @@ class SharedCrawler:
             if waking is not None:
                 waking.cancel()
                 await asyncio.gather(waking, return_exceptions=True)
-        while self._held:  # leases of ours that expired while their pages ran on
-            await self._kick.wait()
-            self._kick.clear()
-            if self._to_commit:
-                pages, self._to_commit = self._to_commit, []
-                _settle(pages, await frontier.step([args for args, _ in pages], 0))
+        # Leases of ours that expired while their pages ran on: commit what they make.
+        while self._held or self._to_commit:
+            if not self._to_commit:
+                await self._kick.wait()
+                self._kick.clear()
+                continue
+            pages = self._committing = self._to_commit
+            self._to_commit = []
+            step = await frontier.step([page.args for page in pages], 0)
+            self._committing = []
+            _settle(pages, step)
 
     def _gathering(self, concurrency: int) -> bool:
         """Whether the next step should wait for more finished pages (``GATHER_PAGES``):
@@ -273,7 +286,7 @@ class SharedCrawler:
         if (
             not waiting
             or waiting >= min(GATHER_PAGES, concurrency // 3)
-            or len(self._held) - waiting < concurrency // 2
+            or len(self._held) < concurrency // 2
             or self._pace * GATHER_PAGES > GATHER_SECONDS
             or self._stop.is_set()
         ):
@@ -288,24 +301,28 @@ class SharedCrawler:
             return False
         return True
 
-    async def _commit(
+    def _commit(
         self,
         lease: Lease,
         records: list[Record],
         links: list[Request],
         counts: Mapping[str, int],
-    ) -> int | None:
-        """Commit a page through the pump's next step: ``None`` when its lease was no
-        longer held (nothing written), else how many of its records were dropped as
-        duplicates (``unique:``)."""
-        loop = asyncio.get_running_loop()
-        now = loop.time()
+        then: Callable[[int | None], None],
+    ) -> None:
+        """Commit a page through the pump's next step, which calls ``then`` with ``None``
+        when its lease was no longer held (nothing written), else with how many of its
+        records were dropped as duplicates (``unique:``). The page's task may end now:
+        its slot stays taken until the step."""
+        now = asyncio.get_running_loop().time()
         self._pace += (now - self._finished_at - self._pace) / 8
         self._finished_at = now
-        done: asyncio.Future[int | None] = loop.create_future()
-        self._to_commit.append((self.frontier.page_args(lease, records, links, counts), done))
+        task = asyncio.current_task()
+        if task is not None:  # its slot is the page's now, until the step
+            self._held.pop(task, None)
+        self._to_commit.append(
+            _Page(self.frontier.page_args(lease, records, links, counts), lease, then)
+        )
         self._kick.set()
-        return await done
 
     def _release(self, task: asyncio.Task[None]) -> None:
         self._held.pop(task, None)
@@ -315,8 +332,10 @@ class SharedCrawler:
         every = self.frontier.lease_seconds / 3
         while True:
             await asyncio.sleep(every)
-            if self._held:
-                await self.frontier.renew(list(self._held.values()))
+            leases = [*self._held.values()]
+            leases += [page.lease for page in (*self._committing, *self._to_commit)]
+            if leases:
+                await self.frontier.renew(leases)
 
     async def _work(self, fetcher: Fetcher, lease: Lease) -> None:
         try:
@@ -343,9 +362,13 @@ class SharedCrawler:
                 await self.frontier.host_known(lease.host, crawl_delay)
                 self._known.add(lease.host)
             if not allowed:
-                if await self._commit(lease, [], [], {"skipped:robots.txt": 1}) is not None:
-                    self.stats.skipped["robots.txt"] += 1
-                    log.info("not fetching %s: disallowed by robots.txt", request.url)
+
+                def disallowed(duplicates: int | None) -> None:
+                    if duplicates is not None:
+                        self.stats.skipped["robots.txt"] += 1
+                        log.info("not fetching %s: disallowed by robots.txt", request.url)
+
+                self._commit(lease, [], [], {"skipped:robots.txt": 1}, disallowed)
                 return
         try:
             page = await fetcher.fetch(request)
@@ -369,19 +392,25 @@ class SharedCrawler:
         skipped.update(result.skipped)
         empty = self.spider.pages[kind].makes_records and not (result.records or result.dropped)
         counts = _counts(records, dropped, skipped, kind if empty else None)
-        duplicates = await self._commit(lease, records, links, counts)
-        if duplicates is None:
-            log.info("%s was done by another process meanwhile (its lease ran out)", request.url)
-            return
-        self.stats.pages += 1
-        self.stats.records += len(records) - duplicates
-        self.stats.dropped.update(dropped)
-        if duplicates:
-            self.stats.dropped[DUPLICATE] += duplicates
-        self.stats.skipped.update(skipped)
-        if empty:
-            self.stats.page_without_match(kind, page.url)
-            log.info("no match on %s (page kind %r)", page.url, kind)
+
+        def committed(duplicates: int | None) -> None:
+            stats = self.stats
+            if duplicates is None:
+                log.info(
+                    "%s was done by another process meanwhile (its lease ran out)", request.url
+                )
+                return
+            stats.pages += 1
+            stats.records += len(records) - duplicates
+            stats.dropped.update(dropped)
+            if duplicates:
+                stats.dropped[DUPLICATE] += duplicates
+            stats.skipped.update(skipped)
+            if empty:
+                stats.page_without_match(kind, page.url)
+                log.info("no match on %s (page kind %r)", page.url, kind)
+
+        self._commit(lease, records, links, counts, committed)
 
     def _follow(self, requests: list[Request]) -> tuple[list[Request], Counter[str]]:
         """The links to give the crawl, and those skipped here by reason."""
@@ -404,12 +433,23 @@ class SharedCrawler:
             log.warning("failed %s: %s", lease.request.url, failure.detail)
 
 
-def _settle(pages: list[tuple[list[Any], asyncio.Future[int | None]]], step: Step) -> None:
+@dataclass(frozen=True)
+class _Page:
+    """A page waiting for the pump's next step to commit it."""
+
+    args: list[Any]  # RedisFrontier.page_args
+    lease: Lease
+    then: Callable[[int | None], None]  # its outcome: None when lost, else duplicates
+
+
+def _settle(pages: list[_Page], step: Step) -> None:
     """Give each page committed in ``step`` its outcome: ``None`` when lost, else its
-    duplicates dropped (a page whose task is gone meanwhile waits for none)."""
-    for (_, done), committed, dups in zip(pages, step.committed, step.duplicates, strict=True):
-        if not done.done():
-            done.set_result(dups if committed else None)
+    duplicates dropped."""
+    for page, committed, dups in zip(pages, step.committed, step.duplicates, strict=True):
+        try:
+            page.then(dups if committed else None)
+        except Exception as exc:  # counting one page must not stop the crawl
+            log.info("the internal error on %s:", page.lease.request.url, exc_info=exc)
 
 
 def _counts(

@@ -237,6 +237,14 @@ class RedisFrontier(RedisCrawl):
         wake = self.key(f"wake:{self.process}")
         await self._retry(lambda: self.client.blpop([wake], timeout=max(0.01, timeout)))
 
+    async def wake_up(self) -> None:
+        """End this process's ``wait`` now (one push to its wake list; not retried)."""
+        wake = self.key(f"wake:{self.process}")
+        async with self.client.pipeline(transaction=False) as pipe:
+            pipe.rpush(wake, 1)
+            pipe.pexpire(wake, 60_000)
+            await pipe.execute()
+
     async def renew(self, leases: Iterable[Lease]) -> None:
         """Push the expiry of ``leases`` to now + ``lease_seconds`` (those no longer held
         are left alone)."""

@@ -96,6 +96,8 @@ one script call costs this process and Redis about what committing ten pages doe
 GATHER_SECONDS = 0.005
 """The longest a step waits for them, and what "fast" means: pages finish at least
 ``GATHER_PAGES`` in this long (on average), with at least half the slots fetching."""
+WAKE_GRACE = 0.05
+"""Seconds a cancelled wait for a wake gets to end before it is woken through Redis."""
 THROTTLED = "throttled"
 """The reason a page is counted under when its host answered 429/503 at each attempt."""
 
@@ -209,63 +211,50 @@ class SharedCrawler:
         when the crawl is finished (or after a stop) and no page is held here."""
         concurrency = self.settings.concurrency
         frontier = self.frontier
-        waking: asyncio.Task[None] | None = None
-        try:
-            while True:
-                self._kick.clear()
-                if self._gathering(concurrency):
-                    await self._kick.wait()
-                    continue
-                pages = self._committing = self._to_commit
-                self._to_commit = []
-                stopping = self._stop.is_set()
-                # The pages committed now free their slots for this step's claim.
-                free = 0 if stopping else concurrency - len(self._held)
-                if not pages and free <= 0:
-                    if stopping and not self._held:
-                        return
-                    await self._kick.wait()
-                    continue
-                step = await frontier.step([page.args for page in pages], free)
-                self._committing = []
-                _settle(pages, step)
-                if self._stop.is_set() and step.leases:  # claimed as the stop came: back
-                    for lease in step.leases:
-                        await frontier.fail(lease, "stopped", retry=True)
-                    continue
+        while True:
+            self._kick.clear()
+            if self._gathering(concurrency):
+                await self._kick.wait()
+                continue
+            pages = self._committing = self._to_commit
+            self._to_commit = []
+            stopping = self._stop.is_set()
+            # The pages committed now free their slots for this step's claim.
+            free = 0 if stopping else concurrency - len(self._held)
+            if not pages and free <= 0:
+                if stopping and not self._held:
+                    return
+                await self._kick.wait()
+                continue
+            step = await frontier.step([page.args for page in pages], free)
+            self._committing = []
+            _settle(pages, step)
+            if self._stop.is_set() and step.leases:  # claimed as the stop came: back
                 for lease in step.leases:
-                    task = asyncio.create_task(self._work(fetcher, lease))
-                    self._held[task] = lease
-                    task.add_done_callback(self._release)
-                if step.shared and self._held:  # the others take the rest of the slots
-                    await self._kick.wait()  # claim again when a page of ours ends
-                    continue
-                if step.leases or free <= 0 or self._to_commit:
-                    continue
-                if step.finished:
-                    break
-                timeout = await frontier.idle_timeout(step)
-                if timeout <= 0:
-                    continue
-                # Nothing to claim now. With pages in flight here, the next of them to
-                # finish claims again (or a host's next start comes); with none, wait for
-                # a wake from another process (new links, a lease back, the end).
-                if self._held:
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._kick.wait(), timeout)
-                    continue
-                waking = asyncio.create_task(frontier.wait(timeout))
-                kicked = asyncio.create_task(self._kick.wait())  # a stop
-                await asyncio.wait({waking, kicked}, return_when=asyncio.FIRST_COMPLETED)
-                kicked.cancel()
-                if not waking.done():
-                    waking.cancel()
-                    await asyncio.gather(waking, return_exceptions=True)
-                waking = None
-        finally:
-            if waking is not None:
-                waking.cancel()
-                await asyncio.gather(waking, return_exceptions=True)
+                    await frontier.fail(lease, "stopped", retry=True)
+                continue
+            for lease in step.leases:
+                task = asyncio.create_task(self._work(fetcher, lease))
+                self._held[task] = lease
+                task.add_done_callback(self._release)
+            if step.shared and self._held:  # the others take the rest of the slots
+                await self._kick.wait()  # claim again when a page of ours ends
+                continue
+            if step.leases or free <= 0 or self._to_commit:
+                continue
+            if step.finished:
+                break
+            timeout = await frontier.idle_timeout(step)
+            if timeout <= 0:
+                continue
+            # Nothing to claim now. With pages in flight here, the next of them to
+            # finish claims again (or a host's next start comes); with none, wait for
+            # a wake from another process (new links, a lease back, the end).
+            if self._held:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._kick.wait(), timeout)
+                continue
+            await self._wait_for_wake(timeout)
         # Leases of ours that expired while their pages ran on: commit what they make.
         while self._held or self._to_commit:
             if not self._to_commit:
@@ -277,6 +266,25 @@ class SharedCrawler:
             step = await frontier.step([page.args for page in pages], 0)
             self._committing = []
             _settle(pages, step)
+
+    async def _wait_for_wake(self, timeout: float) -> None:
+        """Wait up to ``timeout`` for a wake from another process (new links, a lease
+        back, the end) or a kick here (a stop). A kick ends the blocked read by pushing
+        a wake to it rather than by cancelling it only: redis-py can take the read's
+        whole timeout to give up one cancelled just as it was being sent."""
+        waking = asyncio.create_task(self.frontier.wait(timeout))
+        kicked = asyncio.create_task(self._kick.wait())
+        try:
+            await asyncio.wait({waking, kicked}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            kicked.cancel()
+            if not waking.done():
+                waking.cancel()
+                done, _ = await asyncio.wait({waking}, timeout=WAKE_GRACE)
+                if not done:  # pushed to Redis: wake it (with Redis away, it is not)
+                    with contextlib.suppress(Exception):
+                        await asyncio.wait_for(self.frontier.wake_up(), 1.0)
+            await asyncio.gather(waking, kicked, return_exceptions=True)
 
     def _gathering(self, concurrency: int) -> bool:
         """Whether the next step should wait for more finished pages (``GATHER_PAGES``):

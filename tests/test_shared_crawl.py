@@ -373,3 +373,33 @@ def test_a_late_commit_of_a_lost_lease_keeps_no_unique_key(
     records, status = asyncio.run(run())
     assert records == [record]
     assert status["dropped"] == {"duplicate": 1} and status["finished"]
+
+
+def test_a_stop_ends_a_wait_for_a_wake_at_once_whenever_it_comes(
+    site: FixtureSite, redis_server: RedisServer
+) -> None:
+    """A crawler with nothing to claim blocks on its wake list; a stop coming just as
+    that read is being sent (when redis-py can hold a cancelled read to its timeout)
+    must end the wait at once too."""
+    spider = make_spider(site, CATALOGUE_SPIDER)
+
+    async def stop_delays() -> list[float]:
+        frontier = await RedisFrontier.connect(redis_server.url, "t", spider)
+        try:
+            crawler = SharedCrawler(spider, frontier)
+            delays = []
+            for turns in range(6):  # the stop after 0, 1, ... 5 turns of the event loop
+                crawler._kick.clear()
+                waiting = asyncio.create_task(crawler._wait_for_wake(3.0))
+                for _ in range(turns):
+                    await asyncio.sleep(0)
+                asked = time.monotonic()
+                crawler.stop()
+                await asyncio.wait_for(waiting, 5)
+                delays.append(round(time.monotonic() - asked, 3))
+            return delays
+        finally:
+            await frontier.close()
+
+    delays = asyncio.run(stop_delays())
+    assert max(delays) < 0.5, delays

@@ -400,6 +400,7 @@ class SharedCrawler:
         skipped.update(result.skipped)
         empty = self.spider.pages[kind].makes_records and not (result.records or result.dropped)
         counts = _counts(records, dropped, skipped, kind if empty else None)
+        made, url = len(records), page.url  # what counting needs: the page is let go
 
         def committed(duplicates: int | None) -> None:
             stats = self.stats
@@ -409,14 +410,14 @@ class SharedCrawler:
                 )
                 return
             stats.pages += 1
-            stats.records += len(records) - duplicates
+            stats.records += made - duplicates
             stats.dropped.update(dropped)
             if duplicates:
                 stats.dropped[DUPLICATE] += duplicates
             stats.skipped.update(skipped)
             if empty:
-                stats.page_without_match(kind, page.url)
-                log.info("no match on %s (page kind %r)", page.url, kind)
+                stats.page_without_match(kind, url)
+                log.info("no match on %s (page kind %r)", url, kind)
 
         self._commit(lease, records, links, counts, committed)
 

@@ -287,9 +287,8 @@ class RedisFrontier(RedisCrawl):
         """A page to commit, as ``step`` takes it (two arguments, see ``redislua.STEP``): its
         records as JSON lines, each with its ``unique:`` key (none when its page kind has
         no ``unique:``; a record JSON cannot hold is left out and counted), its links to
-        queue and its counts. ``links`` are
-        those to follow, the skipped ones already taken out and counted in ``counts``
-        (as ``commit`` and ``SharedCrawler`` do)."""
+        queue and its counts. ``links`` are those to follow, the skipped ones already
+        taken out and counted in ``counts`` (as ``commit`` and ``SharedCrawler`` do)."""
         tally: dict[str, int] = dict(counts)
         fields = self._unique.get(lease.request.page or self.spider.first_page)
         kept, rejected = encoded(records)  # as every output encodes, and leaves out

@@ -14,8 +14,9 @@ requests whose host allows a start now across all processes (``per_host``,
 ``delay``/``jitter``, ``Crawl-delay``, a pause after 429/503), so this loop
 keeps no per-host slots of its own; when other processes wait for leases, a
 commit does not keep the slots it frees but wakes them and claims only its share
-of the slots it freed, and claims again when one of its pages ends. With nothing to claim, the pump
-waits for a page of its own to finish, or, holding none, on its wake list.
+of the slots it freed, and claims again when one of its pages ends. With nothing
+to claim, the pump waits for a page of its own to finish, or, holding none, on
+its wake list.
 
 Each lease is worked as in ``scraper.crawler``: robots.txt (fetched once per
 crawl, shared through Redis; the crawl hands out one lease of a host until the
@@ -216,19 +217,15 @@ class SharedCrawler:
             if self._gathering(concurrency):
                 await self._kick.wait()
                 continue
-            pages = self._committing = self._to_commit
-            self._to_commit = []
             stopping = self._stop.is_set()
             # The pages committed now free their slots for this step's claim.
             free = 0 if stopping else concurrency - len(self._held)
-            if not pages and free <= 0:
+            if not self._to_commit and free <= 0:
                 if stopping and not self._held:
                     return
                 await self._kick.wait()
                 continue
-            step = await frontier.step([page.args for page in pages], free)
-            self._committing = []
-            _settle(pages, step)
+            step = await self._step(free)
             if self._stop.is_set() and step.leases:  # claimed as the stop came: back
                 for lease in step.leases:
                     await frontier.fail(lease, "stopped", retry=True)
@@ -257,15 +254,20 @@ class SharedCrawler:
             await self._wait_for_wake(timeout)
         # Leases of ours that expired while their pages ran on: commit what they make.
         while self._held or self._to_commit:
-            if not self._to_commit:
-                await self._kick.wait()
-                self._kick.clear()
+            if self._to_commit:
+                await self._step(0)
                 continue
-            pages = self._committing = self._to_commit
-            self._to_commit = []
-            step = await frontier.step([page.args for page in pages], 0)
-            self._committing = []
-            _settle(pages, step)
+            await self._kick.wait()
+            self._kick.clear()
+
+    async def _step(self, free: int) -> Step:
+        """Commit the pages waiting (each told its outcome) and claim up to ``free`` leases."""
+        pages = self._committing = self._to_commit
+        self._to_commit = []
+        step = await self.frontier.step([page.args for page in pages], free)
+        self._committing = []
+        _settle(pages, step)
+        return step
 
     async def _wait_for_wake(self, timeout: float) -> None:
         """Wait up to ``timeout`` for a wake from another process (new links, a lease

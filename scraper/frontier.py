@@ -41,7 +41,7 @@ from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import SplitResult, parse_qsl, urlencode, urlsplit, urlunsplit
 
-from scraper.models import Record, Request
+from scraper.models import PLAIN_HOST, Record, Request
 from scraper.output.file import jsonable
 from scraper.spec import SpiderSpec
 from scraper.stats import CrawlStats
@@ -155,9 +155,9 @@ class Frontier:
 
     def skip_reason(self, request: Request) -> str | None:
         """Why a link is not to be followed (``offsite``, ``bad url``, ``max_depth``), or None."""
-        plain = _PLAIN_HOST.match(request.url)
-        if plain:  # most links: one match instead of urlsplit, which costs 5 times more
-            host = plain[1]
+        plain = PLAIN_HOST.match(request.url)
+        if plain:
+            host = plain[2]
             if not any(host == d or host.endswith("." + d) for d in self._allowed):
                 return "offsite"
         else:
@@ -368,7 +368,6 @@ class PendingQueue:
 
 # An http(s) URL whose host needs no parsing: lower-case letters, digits, dots and dashes,
 # then a port, a path, a query, a fragment or nothing (so no user info, no IPv6).
-_PLAIN_HOST = re.compile(r"https?://([a-z0-9.-]+)(?::[0-9]*)?(?=[/?#]|\Z)")
 _DEFAULT_PORTS = {"http": ":80", "https": ":443"}
 # Already canonical: lower-case scheme and host, a path, no query, fragment or blanks.
 _PLAIN_URL = re.compile(r"(https?)://[a-z0-9.-]+(:[0-9]+)?/[^?#\s]*")

@@ -18,7 +18,9 @@ if TYPE_CHECKING:
 
 Record = dict[str, Any]
 
-_PLAIN_HOST = re.compile(r"https?://([a-z0-9.-]+(?::[0-9]+)?)[/?#]")
+PLAIN_HOST = re.compile(r"https?://(([a-z0-9.-]+)(?::[0-9]*)?)(?=[/?#]|\Z)")
+"""A URL already lower-case up to its path: group 1 its netloc, group 2 its host. Most
+URLs are: one match instead of ``urlsplit``, which costs several times more."""
 _BASE_HREF = re.compile(rb"<base\s[^>]*?href\s*=\s*[\"']?([^\"'\s>]+)", re.I)
 
 
@@ -42,7 +44,7 @@ class Request:
 
         A URL that cannot be parsed has the host ``""`` (its fetch fails on its own).
         """
-        plain = _PLAIN_HOST.match(self.url)
+        plain = PLAIN_HOST.match(self.url)
         if plain:  # most URLs: one match instead of a split
             return plain[1]
         try:
